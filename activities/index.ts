@@ -1,0 +1,25 @@
+// The activity factory: the worker builds every activity once with its dependencies
+// (Postgres, the Temporal client, the credential deriver); workflows import only the type.
+import type { Client } from '@temporalio/client';
+import type { CredentialDeriver } from '../domain/credentials';
+import type { Db } from '../db/knex';
+import { bulkStatusActivities } from './bulk-status';
+import { deviceStatusActivities } from './device-status';
+import { provisioningActivities } from './provisioning';
+
+export interface ActivityDeps {
+  db: Db;
+  temporal: Client;
+  taskQueue: string;
+  credentials: CredentialDeriver;
+}
+
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...provisioningActivities(deps),
+    ...deviceStatusActivities(deps),
+    ...bulkStatusActivities(deps),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

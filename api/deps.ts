@@ -1,0 +1,25 @@
+// What the API's routes need, built once by the process (api/main.ts) or a test.
+import type { Client } from '@temporalio/client';
+import type { CredentialDeriver } from '../domain/credentials';
+import type { Db } from '../db/knex';
+import type { Logger } from '../runtime/logger';
+
+export interface HealthCheck {
+  name: string;
+  check(): Promise<void>;
+}
+
+export interface ApiDeps {
+  db: Db;
+  temporal: Client;
+  taskQueue: string;
+  credentials: CredentialDeriver;
+  log: Logger;
+  adminToken?: string;
+  /** Readiness: each dependency the API cannot work without (Postgres, Temporal, MQTT). */
+  readiness: HealthCheck[];
+  /** How long a bulk status change may take before the API answers 202 instead of the outcome. */
+  bulkWaitMs?: number;
+  /** How long batch creation waits for a worker to write the batch before answering 202. */
+  acceptWaitMs?: number;
+}

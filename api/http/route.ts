@@ -1,0 +1,87 @@
+// A route is declared once, as data: its path, permission, zod schemas and handler. The same
+// declaration mounts the Express handler (with validation) and writes the OpenAPI document,
+// so the document can never drift from what the API accepts.
+import type { Request, Response, Router } from 'express';
+import { z, ZodError } from 'zod';
+import { requirePermission, type Authenticate, type Permission, type Principal } from './auth';
+import { zodToValidationError } from './errors';
+
+/** Where the versioned API lives; health checks sit at the root. */
+export const API_BASE = '/api/v1';
+
+type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
+
+export interface ResponseSpec {
+  description: string;
+  schema?: z.ZodType;
+  /** Non-JSON responses (CSV, zip, PNG, SVG). */
+  contentType?: string;
+}
+
+export interface Ctx<P, Q, B> {
+  req: Request;
+  res: Response;
+  params: P;
+  query: Q;
+  body: B;
+  /** null only on public routes. */
+  principal: Principal;
+}
+
+export interface RouteSpec<P = unknown, Q = unknown, B = unknown> {
+  method: Method;
+  /** Express syntax (`/batches/:id`); turned into `{id}` for OpenAPI. */
+  path: string;
+  /** Mount point; default API_BASE. */
+  base?: string;
+  summary: string;
+  tag: string;
+  /** null: a public route (health, the OpenAPI document). */
+  permission: Permission | null;
+  params?: z.ZodType<P>;
+  query?: z.ZodType<Q>;
+  body?: z.ZodType<B>;
+  /** The status of a returned value (default 200). */
+  status?: number;
+  responses: Record<number, ResponseSpec>;
+  /** Returns the JSON body (or a Reply), or undefined when it wrote the response itself (streams). */
+  handler: (ctx: Ctx<P, Q, B>) => Promise<unknown>;
+}
+
+/** A handler's answer with a status other than the route's usual one (e.g. 202 instead of 201). */
+export class Reply {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+  ) {}
+}
+
+export function route<P, Q, B>(spec: RouteSpec<P, Q, B>): RouteSpec {
+  return spec as unknown as RouteSpec;
+}
+
+function parse<T>(schema: z.ZodType<T> | undefined, value: unknown, where: string): T {
+  if (!schema) return undefined as T;
+  try {
+    return schema.parse(value);
+  } catch (err) {
+    if (err instanceof ZodError) throw zodToValidationError(err, where);
+    throw err;
+  }
+}
+
+export function mount(router: Router, routes: RouteSpec[], authenticate: Authenticate): void {
+  for (const r of routes) {
+    router[r.method](r.path, async (req, res) => {
+      const principal = r.permission ? requirePermission(await authenticate(req), r.permission) : (null as unknown as Principal);
+      const params = parse(r.params, req.params, 'params');
+      const query = parse(r.query, req.query, 'query');
+      if (r.body && req.body === undefined) throw zodToValidationError(new ZodError([{ code: 'custom', path: [], message: 'a JSON body is required', input: undefined }]), 'body');
+      const body = parse(r.body, req.body, 'body');
+      const result = await r.handler({ req, res, params, query, body, principal });
+      if (result instanceof Reply) res.status(result.status).json(result.body);
+      else if (result !== undefined && !res.headersSent) res.status(r.status ?? 200).json(result);
+      else if (!res.headersSent && !res.writableEnded) res.status(r.status ?? 204).end();
+    });
+  }
+}

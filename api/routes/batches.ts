@@ -1,0 +1,223 @@
+// Batches: provisioning (stage 1) and the manufacturer's downloads.
+import { pipeline } from 'node:stream/promises';
+import { WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { z } from 'zod';
+import type { ApiDeps } from '../deps';
+import { Reply, route } from '../http/route';
+import {
+  batchSchema, batchWithCountsSchema, bulkOperationSchema, bulkStatusBody, createBatchBody, errorResponse, idParams, listBatchesQuery, page,
+} from '../schemas';
+import { acceptBatchUpdate, batchWorkflowId, bulkStatusWorkflowId } from '../../domain/messages';
+import { ConflictError, NotFoundError } from '../../domain/errors';
+import { crockford, newEntityId } from '../../domain/ids';
+import { sha256Hex } from '../../domain/credentials';
+import { SA } from '../../domain/search-attributes';
+import type { Batch, NewBatch } from '../../domain/model';
+import { countDevicesByStatus, getBatch, listBatches } from '../../db/repositories/batches';
+import { getBulkOperation } from '../../db/repositories/bulk-operations';
+import { batchCsv } from '../../files/csv';
+import { bundleZip } from '../../files/bundle-zip';
+import { batchExportRows } from '../exports';
+import { actorOf, assertMayTarget } from './status-rules';
+import type { batchProvisioning } from '../../workflows/batch-provisioning';
+import type { bulkStatus } from '../../workflows/bulk-status';
+
+const idempotencyKey = z.string().min(1).max(200);
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+/** A file name safe in Content-Disposition: the batch name's plain characters, then its ID. */
+function downloadName(batch: Batch, ext: string): string {
+  const stem = batch.name.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 60);
+  return `${stem ? `${stem}-` : ''}${batch.id}.${ext}`;
+}
+
+/** What a batch will look like once a worker has written it. */
+function pendingBatch({ createdBy: _by, ...b }: NewBatch): Batch {
+  return { ...b, provisioning: { status: 'provisioning', devicesCreated: 0, workflowsStarted: 0, devicesReadyAt: null, readyAt: null }, createdAt: new Date().toISOString() };
+}
+
+export function batchRoutes(d: ApiDeps) {
+  async function batchOr404(id: string): Promise<Batch> {
+    const batch = await getBatch(d.db, id);
+    if (!batch) throw new NotFoundError('batch', id);
+    return batch;
+  }
+
+  async function readyForExport(id: string): Promise<Batch> {
+    const batch = await batchOr404(id);
+    if (!batch.provisioning.devicesReadyAt) {
+      throw new ConflictError('batch_provisioning', `batch '${id}' is still being provisioned (${batch.provisioning.devicesCreated} of ${batch.count} devices created); try again shortly`);
+    }
+    return batch;
+  }
+
+  return [
+    route({
+      method: 'post',
+      path: '/batches',
+      tag: 'batches',
+      summary: 'Create a batch of device IDs, each with its own credentials and QR code',
+      permission: 'batches:create',
+      body: createBatchBody,
+      status: 201,
+      responses: {
+        201: { description: 'the batch; its devices are created in the background (see provisioning)', schema: batchSchema },
+        202: { description: 'accepted, but no worker has written it yet: poll the Location', schema: batchSchema },
+        400: errorResponse('invalid body; details name the field'),
+      },
+      handler: async ({ req, res, body, principal }) => {
+        // An Idempotency-Key makes a retried POST return the batch the first one created.
+        const key = req.headers['idempotency-key'];
+        const id = key !== undefined ? crockford(Buffer.from(sha256Hex(`${principal.tokenId}\0${idempotencyKey.parse(key)}`), 'hex').subarray(0, 16)) : newEntityId();
+        const newBatch = {
+          id,
+          name: body.name,
+          count: body.count,
+          info: body.info ?? null,
+          color: body.color?.toUpperCase() ?? null,
+          model: body.model ?? null,
+          companyId: body.companyId ?? principal.companyId,
+          createdBy: principal.tokenId,
+        };
+        const accepted = d.temporal.workflow
+          .executeUpdateWithStart(acceptBatchUpdate, {
+            startWorkflowOperation: new WithStartWorkflowOperation<typeof batchProvisioning>('batchProvisioning', {
+              workflowId: batchWorkflowId(id),
+              taskQueue: d.taskQueue,
+              args: [{ batch: newBatch }],
+              workflowIdConflictPolicy: 'USE_EXISTING', // a retry while it still runs joins it
+              workflowIdReusePolicy: 'REJECT_DUPLICATE', // a retry after it finished must not run it again
+              typedSearchAttributes: [{ key: SA.BatchId, value: id }],
+            }),
+          })
+          .catch(async (err) => {
+            if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+            return batchOr404(id);
+          });
+        // The workflow is started (durable) before any worker answers; if none answers in time,
+        // say so honestly with 202: the batch will be built when a worker runs.
+        const batch = await Promise.race([accepted, sleep(d.acceptWaitMs ?? 15_000).then(() => null)]);
+        if (!batch) {
+          accepted.catch(() => undefined);
+          res.location(`/api/v1/batches/${id}`);
+          return new Reply(202, pendingBatch(newBatch));
+        }
+        res.location(`/api/v1/batches/${batch.id}`);
+        return batch;
+      },
+    }),
+
+    route({
+      method: 'get',
+      path: '/batches',
+      tag: 'batches',
+      summary: 'List batches, newest first',
+      permission: 'batches:read',
+      query: listBatchesQuery,
+      responses: { 200: { description: 'a page of batches', schema: page(batchSchema) } },
+      handler: async ({ query }) => listBatches(d.db, query),
+    }),
+
+    route({
+      method: 'get',
+      path: '/batches/:id',
+      tag: 'batches',
+      summary: 'Read a batch, with its devices counted by status',
+      permission: 'batches:read',
+      params: idParams,
+      responses: { 200: { description: 'the batch', schema: batchWithCountsSchema }, 404: errorResponse('no such batch') },
+      handler: async ({ params }) => ({ ...(await batchOr404(params.id)), devicesByStatus: await countDevicesByStatus(d.db, params.id) }),
+    }),
+
+    route({
+      method: 'get',
+      path: '/batches/:id/devices.csv',
+      tag: 'batches',
+      summary: "The manufacturer's CSV: one row per device with its secret and pairing code",
+      permission: 'batches:export',
+      params: idParams,
+      responses: {
+        200: { description: 'CSV, streamed', contentType: 'text/csv' },
+        404: errorResponse('no such batch'),
+        409: errorResponse('the batch is still being provisioned'),
+      },
+      handler: async ({ res, params }) => {
+        const batch = await readyForExport(params.id);
+        res.status(200).type('text/csv; charset=utf-8').attachment(downloadName(batch, 'csv')).setHeader('Cache-Control', 'no-store');
+        await pipeline(batchCsv(batchExportRows(d.db, d.credentials, batch)), res);
+      },
+    }),
+
+    route({
+      method: 'get',
+      path: '/batches/:id/bundle.zip',
+      tag: 'batches',
+      summary: 'devices.csv plus qr/<deviceId>.png for every device, streamed as one zip',
+      permission: 'batches:export',
+      params: idParams,
+      responses: {
+        200: { description: 'zip, streamed', contentType: 'application/zip' },
+        404: errorResponse('no such batch'),
+        409: errorResponse('the batch is still being provisioned'),
+      },
+      handler: async ({ res, params }) => {
+        const batch = await readyForExport(params.id);
+        res.status(200).type('application/zip').attachment(downloadName(batch, 'zip')).setHeader('Cache-Control', 'no-store');
+        await pipeline(bundleZip(() => batchExportRows(d.db, d.credentials, batch)), res);
+      },
+    }),
+
+    route({
+      method: 'post',
+      path: '/batches/:id/status',
+      tag: 'batches',
+      summary: "Change the status of a batch's devices (all, or those listed)",
+      permission: 'devices:status',
+      params: idParams,
+      body: bulkStatusBody,
+      responses: {
+        200: { description: 'finished: how many changed, were already there, or were refused (and why)', schema: bulkOperationSchema },
+        202: { description: 'still running: poll the Location', schema: bulkOperationSchema },
+        403: errorResponse('this token may not set that status'),
+        404: errorResponse('no such batch'),
+        409: errorResponse('the batch is still being provisioned'),
+      },
+      handler: async ({ res, params, body, principal }) => {
+        assertMayTarget(principal, body.status);
+        const batch = await batchOr404(params.id);
+        if (batch.provisioning.status !== 'ready') {
+          throw new ConflictError('batch_provisioning', `batch '${batch.id}' is still being provisioned (${batch.provisioning.workflowsStarted} of ${batch.count} devices ready)`);
+        }
+        const operationId = newEntityId();
+        const handle = await d.temporal.workflow.start<typeof bulkStatus>('bulkStatus', {
+          workflowId: bulkStatusWorkflowId(operationId),
+          taskQueue: d.taskQueue,
+          args: [{ operationId, batchId: batch.id, to: body.status, actor: actorOf(principal), actorId: principal.tokenId, deviceIds: body.deviceIds }],
+          typedSearchAttributes: [{ key: SA.BatchId, value: batch.id }],
+        });
+        const waitMs = d.bulkWaitMs ?? 20_000;
+        const finished = await Promise.race([handle.result().then(() => true), sleep(waitMs).then(() => false)]);
+        res.location(`/api/v1/bulk-operations/${operationId}`);
+        const op = await getBulkOperation(d.db, operationId);
+        const outcome = op ?? { id: operationId, batchId: batch.id, targetStatus: body.status, state: 'running', requested: body.deviceIds?.length ?? batch.count, changed: 0, unchanged: 0, refusedCount: 0, refused: [], createdAt: new Date().toISOString(), finishedAt: null };
+        return new Reply(finished ? 200 : 202, outcome);
+      },
+    }),
+
+    route({
+      method: 'get',
+      path: '/bulk-operations/:id',
+      tag: 'batches',
+      summary: 'Progress or outcome of a bulk status change',
+      permission: 'devices:status',
+      params: idParams,
+      responses: { 200: { description: 'the operation', schema: bulkOperationSchema }, 404: errorResponse('no such operation') },
+      handler: async ({ params }) => {
+        const op = await getBulkOperation(d.db, params.id);
+        if (!op) throw new NotFoundError('bulk operation', params.id);
+        return op;
+      },
+    }),
+  ];
+}

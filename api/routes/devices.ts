@@ -1,0 +1,99 @@
+// Devices: list and read (from Postgres), change status (through the device's workflow), QR codes.
+import type { ApiDeps } from '../deps';
+import { route } from '../http/route';
+import { deviceParams, deviceSchema, errorResponse, listDevicesQuery, page, statusBody, transitionSchema } from '../schemas';
+import { NotFoundError } from '../../domain/errors';
+import type { Device } from '../../domain/model';
+import { qrPayload } from '../../domain/qr-payload';
+import { getDevice, listDevices, secretGeneration } from '../../db/repositories/devices';
+import { qrPng, qrSvg } from '../../files/qr';
+import { transitionDevice } from '../../temporal/device-workflows';
+import { actorOf, assertMayTarget } from './status-rules';
+
+export function deviceRoutes(d: ApiDeps) {
+  async function deviceOr404(id: string): Promise<Device> {
+    const device = await getDevice(d.db, id);
+    if (!device) throw new NotFoundError('device', id);
+    return device;
+  }
+
+  async function payloadOf(id: string): Promise<string> {
+    const generation = await secretGeneration(d.db, id);
+    if (generation === null) throw new NotFoundError('device', id);
+    return qrPayload(id, d.credentials.device(id, generation).pairingCode);
+  }
+
+  return [
+    route({
+      method: 'get',
+      path: '/devices',
+      tag: 'devices',
+      summary: 'List devices, filtered by status, batch and online state',
+      permission: 'devices:read',
+      query: listDevicesQuery,
+      responses: { 200: { description: 'a page of devices, ordered by ID', schema: page(deviceSchema) }, 400: errorResponse('bad filter') },
+      handler: async ({ query }) => listDevices(d.db, query),
+    }),
+
+    route({
+      method: 'get',
+      path: '/devices/:id',
+      tag: 'devices',
+      summary: 'Read a device',
+      permission: 'devices:read',
+      params: deviceParams,
+      responses: { 200: { description: 'the device', schema: deviceSchema }, 404: errorResponse('no such device') },
+      handler: async ({ params }) => deviceOr404(params.id),
+    }),
+
+    route({
+      method: 'post',
+      path: '/devices/:id/status',
+      tag: 'devices',
+      summary: "Move a device through its lifecycle (manufacturers: 'manufacturing' and 'manufactured' only)",
+      permission: 'devices:status',
+      params: deviceParams,
+      body: statusBody,
+      responses: {
+        200: { description: 'the change is recorded (or the device already had that status)', schema: transitionSchema },
+        403: errorResponse('this token may not set that status'),
+        404: errorResponse('no such device'),
+        409: errorResponse('illegal transition (code illegal_transition), or the device is still being provisioned (not_ready)'),
+      },
+      handler: async ({ params, body, principal }) => {
+        assertMayTarget(principal, body.status);
+        await deviceOr404(params.id);
+        const r = await transitionDevice(d.temporal, params.id, { to: body.status, actor: actorOf(principal), actorId: principal.tokenId, reason: body.reason ?? null });
+        return { device: await deviceOr404(params.id), from: r.from, to: r.to, changed: r.changed };
+      },
+    }),
+
+    route({
+      method: 'get',
+      path: '/devices/:id/qr.png',
+      tag: 'devices',
+      summary: "The device's QR code (payload RDM1:<deviceId>:<pairingCode>) as PNG",
+      permission: 'batches:export',
+      params: deviceParams,
+      responses: { 200: { description: 'PNG image', contentType: 'image/png' }, 404: errorResponse('no such device') },
+      handler: async ({ res, params }) => {
+        res.type('image/png').setHeader('Cache-Control', 'private, no-store');
+        res.send(qrPng(await payloadOf(params.id)));
+      },
+    }),
+
+    route({
+      method: 'get',
+      path: '/devices/:id/qr.svg',
+      tag: 'devices',
+      summary: "The device's QR code as SVG",
+      permission: 'batches:export',
+      params: deviceParams,
+      responses: { 200: { description: 'SVG image', contentType: 'image/svg+xml' }, 404: errorResponse('no such device') },
+      handler: async ({ res, params }) => {
+        res.type('image/svg+xml').setHeader('Cache-Control', 'private, no-store');
+        res.send(qrSvg(await payloadOf(params.id)));
+      },
+    }),
+  ];
+}

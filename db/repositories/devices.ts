@@ -1,0 +1,164 @@
+// Devices in Postgres: the list the API filters, the rows the lifecycle workflow writes.
+import type { Db } from '../knex';
+import type { Device, StatusChange, UpdatePolicy } from '../../domain/model';
+import type { DeviceStatus } from '../../domain/device-status';
+import { decodeCursor, toPage, type Page } from '../pagination';
+
+interface DeviceRow {
+  id: string;
+  batch_id: string;
+  seq: number;
+  status: DeviceStatus;
+  status_version: number;
+  status_changed_at: Date;
+  blocked: boolean;
+  secret_generation: number;
+  model: string | null;
+  company_id: string | null;
+  owner_id: string | null;
+  online: boolean;
+  last_seen_at: Date | null;
+  firmware_version: string | null;
+  update_policy: UpdatePolicy;
+  created_at: Date;
+}
+
+const PUBLIC_COLUMNS: string[] = [
+  'id', 'batch_id', 'seq', 'status', 'status_version', 'status_changed_at', 'blocked', 'secret_generation', 'model',
+  'company_id', 'owner_id', 'online', 'last_seen_at', 'firmware_version', 'update_policy', 'created_at',
+];
+
+export function toDevice(r: DeviceRow): Device {
+  return {
+    id: r.id,
+    batchId: r.batch_id,
+    status: r.status,
+    statusChangedAt: r.status_changed_at.toISOString(),
+    blocked: r.blocked,
+    model: r.model,
+    companyId: r.company_id,
+    ownerId: r.owner_id,
+    online: r.online,
+    lastSeenAt: r.last_seen_at ? r.last_seen_at.toISOString() : null,
+    firmwareVersion: r.firmware_version,
+    updatePolicy: r.update_policy,
+    createdAt: r.created_at.toISOString(),
+  };
+}
+
+export interface NewDevice {
+  id: string;
+  seq: number;
+  secretHash: string;
+  pairingCodeHash: string;
+}
+
+/**
+ * Inserts a chunk of a batch's devices in one statement. Rows whose (batch_id, seq) already
+ * exist (a retried chunk) or whose ID is already taken (a random collision) are skipped;
+ * the caller learns which seqs were not inserted and which of those still lack a device.
+ */
+export async function insertDevices(
+  db: Db,
+  batch: { id: string; model: string | null; companyId: string | null },
+  devices: NewDevice[],
+): Promise<{ missingSeqs: number[] }> {
+  const inserted = await db.raw<{ rows: { seq: number }[] }>(
+    `INSERT INTO devices (id, batch_id, seq, secret_hash, pairing_code_hash, model, company_id)
+     SELECT d.id, ?, d.seq, d.secret_hash, d.pairing_code_hash, ?, ?
+       FROM unnest(?::text[], ?::int[], ?::text[], ?::text[]) AS d(id, seq, secret_hash, pairing_code_hash)
+     ON CONFLICT DO NOTHING
+     RETURNING seq`,
+    [
+      batch.id, batch.model, batch.companyId,
+      devices.map((d) => d.id), devices.map((d) => d.seq), devices.map((d) => d.secretHash), devices.map((d) => d.pairingCodeHash),
+    ],
+  );
+  const done = new Set(inserted.rows.map((r) => r.seq));
+  const skipped = devices.map((d) => d.seq).filter((s) => !done.has(s));
+  if (skipped.length === 0) return { missingSeqs: [] };
+  const existing = await db('devices').where({ batch_id: batch.id }).whereIn('seq', skipped).pluck('seq');
+  const have = new Set(existing.map(Number));
+  return { missingSeqs: skipped.filter((s) => !have.has(s)) };
+}
+
+/** What a lifecycle workflow starts from, for a batch's devices with seq in [fromSeq, toSeq). */
+export async function lifecycleSeeds(
+  db: Db,
+  batchId: string,
+  fromSeq: number,
+  toSeq: number,
+): Promise<{ id: string; status: DeviceStatus; status_version: number; blocked: boolean }[]> {
+  return db('devices')
+    .where({ batch_id: batchId })
+    .andWhere('seq', '>=', fromSeq)
+    .andWhere('seq', '<', toSeq)
+    .orderBy('seq')
+    .select('id', 'status', 'status_version', 'blocked');
+}
+
+export async function getDevice(db: Db, id: string): Promise<Device | null> {
+  const row: DeviceRow | undefined = await db('devices').where({ id }).first(PUBLIC_COLUMNS);
+  return row ? toDevice(row) : null;
+}
+
+export interface DeviceFilter {
+  status?: DeviceStatus;
+  batchId?: string;
+  online?: boolean;
+  limit: number;
+  cursor?: string;
+}
+
+export async function listDevices(db: Db, f: DeviceFilter): Promise<Page<Device>> {
+  const q = db('devices').select(PUBLIC_COLUMNS).orderBy('id').limit(f.limit + 1);
+  if (f.status) q.where('status', f.status);
+  if (f.batchId) q.where('batch_id', f.batchId);
+  if (f.online !== undefined) q.where('online', f.online);
+  if (f.cursor) q.where('id', '>', decodeCursor(f.cursor, 1)[0] as string);
+  const rows: DeviceRow[] = await q;
+  return toPage(rows, f.limit, toDevice, (r) => [r.id]);
+}
+
+/** For exports: a batch's devices in seq order, streamed from a server-side cursor. */
+export async function* streamBatchDevices(
+  db: Db,
+  batchId: string,
+): AsyncGenerator<{ id: string; status: DeviceStatus; secret_generation: number; model: string | null; created_at: Date }> {
+  const stream = db('devices').where({ batch_id: batchId }).orderBy('seq').select('id', 'status', 'secret_generation', 'model', 'created_at').stream({ highWaterMark: 1000 });
+  try {
+    for await (const row of stream) yield row;
+  } finally {
+    stream.destroy();
+  }
+}
+
+/**
+ * Writes an accepted status change. `status_version` orders the writes: a late retry of an
+ * older change never overwrites a newer one, and a repeated write of the same change is a no-op.
+ */
+export async function applyStatusChange(db: Db, c: StatusChange): Promise<void> {
+  await db.transaction(async (trx) => {
+    await trx('device_status_events')
+      .insert({ device_id: c.deviceId, version: c.version, from_status: c.from, to_status: c.to, actor: c.actor, actor_id: c.actorId, reason: c.reason, at: c.at })
+      .onConflict(['device_id', 'version'])
+      .ignore();
+    await trx('devices')
+      .where({ id: c.deviceId })
+      .andWhere('status_version', '<', c.version)
+      .update({ status: c.to, status_version: c.version, status_changed_at: c.at });
+  });
+}
+
+export async function statusHistory(db: Db, deviceId: string): Promise<StatusChange[]> {
+  const rows = await db('device_status_events').where({ device_id: deviceId }).orderBy('version');
+  return rows.map((r) => ({
+    deviceId: r.device_id, version: r.version, from: r.from_status, to: r.to_status, actor: r.actor, actorId: r.actor_id, reason: r.reason, at: r.at.toISOString(),
+  }));
+}
+
+/** Which generation of derived credentials the device holds (bumped when they are re-keyed). */
+export async function secretGeneration(db: Db, id: string): Promise<number | null> {
+  const row = await db('devices').where({ id }).first('secret_generation');
+  return row ? row.secret_generation : null;
+}

@@ -1,0 +1,50 @@
+// The error types every side shares. Each carries the HTTP status and the stable `code` that
+// callers program against (design/contract.md: `{ "error": { "code", "message" } }`).
+
+export interface ErrorDetail {
+  path?: string;
+  message: string;
+}
+
+export class AppError extends Error {
+  constructor(
+    public readonly status: number,
+    public readonly code: string,
+    message: string,
+    public readonly details?: ErrorDetail[],
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class ValidationError extends AppError {
+  constructor(message: string, details?: ErrorDetail[]) {
+    super(400, 'validation_failed', message, details);
+  }
+}
+export class UnauthorizedError extends AppError {
+  constructor(message = 'a valid bearer token is required') {
+    super(401, 'unauthorized', message);
+  }
+}
+export class ForbiddenError extends AppError {
+  constructor(message = 'this token may not do that') {
+    super(403, 'forbidden', message);
+  }
+}
+export class NotFoundError extends AppError {
+  constructor(what: string, id?: string) {
+    super(404, 'not_found', id === undefined ? `${what} not found` : `${what} '${id}' not found`);
+  }
+}
+export class ConflictError extends AppError {
+  constructor(code: string, message: string) {
+    super(409, code, message);
+  }
+}
+export class UnavailableError extends AppError {
+  constructor(message: string) {
+    super(503, 'unavailable', message);
+  }
+}

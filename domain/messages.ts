@@ -1,0 +1,86 @@
+// Workflow IDs, inputs and messages (updates, queries) shared by the API, the activities and
+// the workflows. Defining them once keeps both sides of every call in step.
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { Actor, DeviceStatus } from './device-status';
+import type { Batch, NewBatch } from './model';
+
+// ---- Device lifecycle: one workflow per device, ID `device-<deviceId>` ----
+export const deviceWorkflowId = (deviceId: string) => `device-${deviceId}`;
+
+export interface LifecycleState {
+  status: DeviceStatus;
+  blocked: boolean;
+  /** Bumped by every accepted change; orders the Postgres writes. */
+  version: number;
+}
+
+export interface DeviceLifecycleInput {
+  deviceId: string;
+  batchId: string;
+  companyId: string | null;
+  model: string | null;
+  /** Carried over by continueAsNew, or taken from Postgres when a workflow is (re)created. */
+  state?: LifecycleState;
+}
+
+export interface TransitionRequest {
+  to: DeviceStatus;
+  actor: Actor;
+  actorId?: string | null;
+  reason?: string | null;
+}
+
+export interface TransitionResult {
+  deviceId: string;
+  from: DeviceStatus;
+  to: DeviceStatus;
+  changed: boolean;
+  version: number;
+}
+
+export const transitionUpdate = defineUpdate<TransitionResult, [TransitionRequest]>('transition');
+export const lifecycleStateQuery = defineQuery<LifecycleState>('state');
+
+// ---- Batch provisioning: ID `batch-<batchId>` ----
+export const batchWorkflowId = (batchId: string) => `batch-${batchId}`;
+
+export interface BatchProvisioningInput {
+  batch: NewBatch;
+  /** Resume point carried over by continueAsNew. */
+  progress?: { devicesCreated: number; workflowsStarted: number };
+}
+
+/** Sent with the start (update-with-start): answers once the batch row exists, so a 201 is never a lie. */
+export const acceptBatchUpdate = defineUpdate<Batch>('accept');
+
+// ---- Bulk status change of a batch's devices: ID `bulk-status-<operationId>` ----
+export const bulkStatusWorkflowId = (operationId: string) => `bulk-status-${operationId}`;
+
+export interface BulkStatusInput {
+  operationId: string;
+  batchId: string;
+  to: DeviceStatus;
+  actor: Actor;
+  actorId: string | null;
+  /** When absent, every device of the batch. */
+  deviceIds?: string[];
+  /** Resume point carried over by continueAsNew. */
+  resume?: BulkStatusTally & { nextChunk: number };
+}
+
+export interface RefusedDevice {
+  deviceId: string;
+  code: string;
+  message: string;
+}
+
+export interface BulkStatusTally {
+  requested: number;
+  changed: number;
+  unchanged: number;
+  refusedCount: number;
+  refused: RefusedDevice[];
+}
+
+/** Refusals kept in detail per operation; the rest are counted only. */
+export const MAX_REFUSED_DETAILS = 1000;

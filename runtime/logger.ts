@@ -1,0 +1,8 @@
+// Structured logs (JSON lines): one logger per process, children per component.
+import pino, { type Logger } from 'pino';
+
+export type { Logger };
+
+export function createLogger(level: string, name: string): Logger {
+  return pino({ level, name, base: { pid: process.pid } });
+}

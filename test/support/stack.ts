@@ -1,0 +1,132 @@
+// The product, in the test process: the real API (listening on a free port) and a real worker
+// on a task queue of its own, against the run's Postgres, Temporal dev server and MQTT broker.
+import type { Server } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
+import { buildApp } from '../../api/app';
+import { CredentialDeriver, newApiToken, sha256Hex } from '../../domain/credentials';
+import { newEntityId } from '../../domain/ids';
+import { createDb, type Db } from '../../db/knex';
+import { insertToken, type TokenKind } from '../../db/repositories/tokens';
+import { createLogger } from '../../runtime/logger';
+import { createWorker } from '../../worker/create-worker';
+import { testEnv } from './env';
+
+let runtimeInstalled = false;
+
+export interface Stack {
+  baseUrl: string;
+  db: Db;
+  temporal: Client;
+  taskQueue: string;
+  credentials: CredentialDeriver;
+  adminToken: string;
+  /** A fresh token of that kind, as an admin would create it. */
+  token(kind: TokenKind): Promise<string>;
+  /** Starts the in-process worker (started by default). */
+  startWorker(): Promise<void>;
+  stopWorker(): Promise<void>;
+  api(path: string, init?: RequestInit & { token?: string | null; json?: unknown }): Promise<Response>;
+  stop(): Promise<void>;
+}
+
+export async function startStack(opts: { worker?: boolean; bulkWaitMs?: number; acceptWaitMs?: number } = {}): Promise<Stack> {
+  const env = testEnv();
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    runtimeInstalled = true;
+  }
+  const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'test');
+  const db = createDb(env.databaseUrl);
+  const credentials = new CredentialDeriver(Buffer.from(env.deviceSecretKey));
+  const connection = await Connection.connect({ address: env.temporalAddress });
+  const temporal = new Client({ connection, namespace: 'default' });
+  const taskQueue = `test-${randomBytes(6).toString('hex')}`;
+  const adminToken = newApiToken();
+
+  async function token(kind: TokenKind): Promise<string> {
+    const t = newApiToken();
+    await insertToken(db, { id: newEntityId(), kind, name: `test ${kind}`, tokenHash: sha256Hex(t) });
+    return t;
+  }
+
+  const app = buildApp({
+    db,
+    temporal,
+    taskQueue,
+    credentials,
+    log,
+    adminToken,
+    bulkWaitMs: opts.bulkWaitMs,
+    acceptWaitMs: opts.acceptWaitMs,
+    readiness: [
+      { name: 'postgres', check: async () => void (await db.raw('select 1')) },
+      { name: 'temporal', check: async () => void (await connection.workflowService.getSystemInfo({})) },
+    ],
+  });
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const port = (server.address() as { port: number }).port;
+  const baseUrl = `http://127.0.0.1:${port}`;
+
+  let worker: { w: Worker; running: Promise<void>; conn: NativeConnection } | null = null;
+  async function startWorker() {
+    if (worker) return;
+    const conn = await NativeConnection.connect({ address: env.temporalAddress });
+    const w = await createWorker({ connection: conn, namespace: 'default', taskQueue, db, temporal, credentials, workflowBundle: { codePath: env.workflowBundlePath } });
+    worker = { w, conn, running: w.run() };
+  }
+  async function stopWorker() {
+    if (!worker) return;
+    const { w, running, conn } = worker;
+    worker = null;
+    w.shutdown();
+    await running;
+    await conn.close();
+  }
+  if (opts.worker !== false) await startWorker();
+
+  return {
+    baseUrl,
+    db,
+    temporal,
+    taskQueue,
+    credentials,
+    adminToken,
+    token,
+    startWorker,
+    stopWorker,
+    api(path, init = {}) {
+      const { token: tok = adminToken, json, ...rest } = init;
+      const headers = new Headers(rest.headers);
+      if (tok) headers.set('authorization', `Bearer ${tok}`);
+      if (json !== undefined) headers.set('content-type', 'application/json');
+      return fetch(baseUrl + path, { ...rest, headers, body: json !== undefined ? JSON.stringify(json) : rest.body });
+    },
+    async stop() {
+      await stopWorker();
+      await new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections();
+      await connection.close();
+      await db.destroy();
+    },
+  };
+}
+
+/** Polls `fn` until it returns a truthy value or the deadline passes. */
+export async function eventually<T>(fn: () => Promise<T | null | undefined | false>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > until) throw new Error(`condition not met within ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

@@ -1,0 +1,56 @@
+// The worker process: `npm run worker`. Runs every workflow and activity on the task queue;
+// start N of them to scale out.
+import { Client } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { createWorker } from './create-worker';
+import { createDb } from '../db/knex';
+import { migrateWhenFree } from '../db/migrate';
+import { loadConfigOrExit } from '../runtime/config';
+import { loadCredentialDeriver } from '../runtime/device-key';
+import { ensureSearchAttributes } from '../runtime/embedded/temporal-dev-server';
+import { createLogger } from '../runtime/logger';
+import { exitWith } from '../runtime/process';
+import { redactUrl, serviceAddresses } from '../runtime/services';
+
+async function connectWithRetry(address: string, log: ReturnType<typeof createLogger>): Promise<NativeConnection> {
+  const until = Date.now() + 60_000;
+  for (let delay = 250; ; delay = Math.min(delay * 2, 5_000)) {
+    try {
+      return await NativeConnection.connect({ address });
+    } catch (err) {
+      if (Date.now() > until) exitWith(log, `TEMPORAL_ADDRESS: no Temporal server answers at ${address}: ${(err as Error).message}`);
+      log.warn({ address }, 'waiting for Temporal');
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+async function main() {
+  const cfg = loadConfigOrExit();
+  const log = createLogger(cfg.LOG_LEVEL, 'worker');
+  const addr = serviceAddresses(cfg);
+
+  const db = createDb(addr.databaseUrl, { min: 0, max: 20 });
+  try {
+    await migrateWhenFree(db);
+  } catch (err) {
+    exitWith(log, `DATABASE_URL: cannot prepare the database at ${redactUrl(addr.databaseUrl)}: ${(err as Error).message}`);
+  }
+  const credentials = await loadCredentialDeriver(db, cfg).catch((err: Error) => exitWith(log, err.message));
+
+  const connection = await connectWithRetry(addr.temporalAddress, log);
+  await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
+  const temporal = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE });
+  const worker = await createWorker({ connection, namespace: cfg.TEMPORAL_NAMESPACE, taskQueue: cfg.TEMPORAL_TASK_QUEUE, db, temporal, credentials });
+  log.info({ taskQueue: cfg.TEMPORAL_TASK_QUEUE, namespace: cfg.TEMPORAL_NAMESPACE }, 'worker running');
+  // worker.run() ends after the SDK's own SIGTERM/SIGINT handling has drained in-flight tasks.
+  await worker.run();
+  await connection.close();
+  await db.destroy();
+  log.info('worker stopped');
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`worker failed: ${err.stack ?? err.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,65 @@
+// Builds a batch: the batch row, then every device (IDs and credentials, in idempotent chunks),
+// then every device's lifecycle workflow. A worker crash half-way resumes from the last
+// completed chunk; chunk activities are idempotent, so a repeated chunk creates nothing twice.
+import { allHandlersFinished, condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { acceptBatchUpdate, type BatchProvisioningInput } from '../domain/messages';
+import type { Batch } from '../domain/model';
+
+/** Devices created per activity: one multi-row insert each. */
+export const CREATE_CHUNK = 2000;
+/** Lifecycle workflows started per activity (the activity starts them concurrently). */
+export const START_CHUNK = 500;
+/** Start activities in flight at once: the dev server's start rate needs many calls in flight. */
+export const START_PARALLELISM = 4;
+
+const { createBatchRecord, createDevices, recordWorkflowsStarted } = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+});
+
+const { startLifecycleWorkflows } = proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes',
+  // Activities heartbeat every few dozen calls: a dead worker's chunk is retried within seconds.
+  heartbeatTimeout: '10 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+});
+
+export async function batchProvisioning(input: BatchProvisioningInput): Promise<void> {
+  const { batch } = input;
+  let record: Promise<Batch> | undefined;
+  const ensureRecord = () => (record ??= createBatchRecord(batch));
+
+  setHandler(acceptBatchUpdate, () => ensureRecord());
+  await ensureRecord();
+
+  let devicesCreated = input.progress?.devicesCreated ?? 0;
+  let workflowsStarted = input.progress?.workflowsStarted ?? 0;
+  const rollOver = async () => {
+    if (!workflowInfo().continueAsNewSuggested) return;
+    await condition(allHandlersFinished);
+    await continueAsNew<typeof batchProvisioning>({ batch, progress: { devicesCreated, workflowsStarted } });
+  };
+
+  while (devicesCreated < batch.count) {
+    const to = Math.min(batch.count, devicesCreated + CREATE_CHUNK);
+    await createDevices({ batchId: batch.id, model: batch.model, companyId: batch.companyId, fromSeq: devicesCreated, toSeq: to, total: batch.count });
+    devicesCreated = to;
+    await rollOver();
+  }
+
+  while (workflowsStarted < batch.count) {
+    const wave: Promise<void>[] = [];
+    let end = workflowsStarted;
+    for (let i = 0; i < START_PARALLELISM && end < batch.count; i++) {
+      const from = end;
+      end = Math.min(batch.count, from + START_CHUNK);
+      wave.push(startLifecycleWorkflows({ batchId: batch.id, fromSeq: from, toSeq: end }));
+    }
+    await Promise.all(wave);
+    workflowsStarted = end;
+    await recordWorkflowsStarted({ batchId: batch.id, started: workflowsStarted, complete: workflowsStarted >= batch.count });
+    await rollOver();
+  }
+  await condition(allHandlersFinished);
+}

@@ -1,0 +1,4 @@
+// Every workflow the worker registers. This file is the root of the workflow bundle.
+export { deviceLifecycle } from './device-lifecycle';
+export { batchProvisioning } from './batch-provisioning';
+export { bulkStatus } from './bulk-status';
