@@ -1,0 +1,107 @@
+// Provisioning figures: a COUNT-device batch (default 10,000) through the real API, worker,
+// PostgreSQL and a Temporal dev server with a SQLite file (as `npm start` runs it).
+//   npx tsx scripts/bench/provisioning.ts [count]
+// PostgreSQL: BENCH_PG_ADMIN_URL (default the machine's postgres://postgres@127.0.0.1:5432/postgres);
+// a scratch database is created and dropped.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Server } from 'node:http';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import knexFactory from 'knex';
+import { buildApp } from '../../api/app';
+import { CredentialDeriver, newApiToken } from '../../domain/credentials';
+import { createDb, migrateLatest } from '../../db/knex';
+import { freePort } from '../../runtime/embedded/free-port';
+import { startTemporalDevServer } from '../../runtime/embedded/temporal-dev-server';
+import { createLogger } from '../../runtime/logger';
+import { createWorker } from '../../worker/create-worker';
+
+const COUNT = Number(process.argv[2] ?? 10_000);
+const ADMIN_URL = process.env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const root = path.resolve(__dirname, '..', '..');
+
+async function main() {
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  const log = createLogger('silent', 'bench');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rdm-bench-'));
+  const dbName = `rdm_bench_${Date.now()}`;
+  const admin = knexFactory({ client: 'pg', connection: ADMIN_URL });
+  await admin.raw(`CREATE DATABASE ${dbName}`);
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${dbName}`;
+  const db = createDb(url.toString(), { min: 0, max: 20 });
+  await migrateLatest(db);
+  const temporalServer = await startTemporalDevServer({ root, dataDir: dir, port: await freePort(), uiPort: await freePort(), namespace: 'default', ui: false, log });
+  const connection = await Connection.connect({ address: temporalServer.address });
+  const temporal = new Client({ connection });
+  const native = await NativeConnection.connect({ address: temporalServer.address });
+  const credentials = new CredentialDeriver(Buffer.from('bench-key-0123456789abcdef0123456789abcdef'));
+  const taskQueue = 'bench';
+  const worker = await createWorker({ connection: native, namespace: 'default', taskQueue, db, temporal, credentials });
+  const running = worker.run();
+  const adminToken = newApiToken();
+  const app = buildApp({ db, temporal, taskQueue, credentials, log, adminToken, readiness: [] });
+  const server: Server = await new Promise((r) => {
+    const s = app.listen(0, '127.0.0.1', () => r(s));
+  });
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}/api/v1`;
+  const auth = { authorization: `Bearer ${adminToken}` };
+
+  const t0 = performance.now();
+  const res = await fetch(`${base}/batches`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bench', count: COUNT }) });
+  const { id } = (await res.json()) as { id: string };
+  const t201 = performance.now() - t0;
+  let tCsv = 0;
+  let tAll = 0;
+  for (;;) {
+    const b = (await (await fetch(`${base}/batches/${id}`, { headers: auth })).json()) as { provisioning: { devicesReadyAt: string | null; readyAt: string | null } };
+    if (!tCsv && b.provisioning.devicesReadyAt) {
+      const csv = await fetch(`${base}/batches/${id}/devices.csv`, { headers: auth });
+      await csv.arrayBuffer();
+      tCsv = performance.now() - t0;
+    }
+    if (b.provisioning.readyAt) {
+      tAll = performance.now() - t0;
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const running_ = await temporal.workflow.count(`WorkflowType = "deviceLifecycle" AND BatchId = "${id}" AND ExecutionStatus = "Running"`);
+
+  const rssBefore = process.memoryUsage().rss;
+  let rssPeak = rssBefore;
+  const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 20);
+  const z0 = performance.now();
+  const zip = await fetch(`${base}/batches/${id}/bundle.zip`, { headers: auth });
+  let bytes = 0;
+  for await (const chunk of zip.body as unknown as AsyncIterable<Uint8Array>) bytes += chunk.length;
+  const tZip = performance.now() - z0;
+  clearInterval(sampler);
+
+  const cpu = os.cpus();
+  const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+  console.log(`machine: ${cpu[0]?.model} x${cpu.length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`);
+  console.log(`batch of ${COUNT} devices (Temporal dev server, SQLite WAL; worker and API in this process)`);
+  console.log(`  201 Created                 ${s(t201)}`);
+  console.log(`  CSV downloadable (+fetched) ${s(tCsv)}`);
+  console.log(`  all lifecycle workflows     ${s(tAll)}   (${running_.count} running; ${(COUNT / (tAll / 1000)).toFixed(0)} starts/s)`);
+  console.log(`  bundle.zip streamed         ${s(tZip)}   (${(bytes / 2 ** 20).toFixed(1)} MiB; RSS ${(rssBefore / 2 ** 20).toFixed(0)} -> peak ${(rssPeak / 2 ** 20).toFixed(0)} MiB)`);
+
+  server.close();
+  worker.shutdown();
+  await running;
+  await native.close();
+  await connection.close();
+  await temporalServer.stop();
+  await db.destroy();
+  await admin.raw(`DROP DATABASE ${dbName} WITH (FORCE)`);
+  await admin.destroy();
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
