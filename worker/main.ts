@@ -39,7 +39,10 @@ async function main() {
   const credentials = await loadCredentialDeriver(db, cfg).catch((err: Error) => exitWith(log, err.message));
 
   const connection = await connectWithRetry(addr.temporalAddress, log);
-  await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
+  // A cluster may deny the operator API to this worker: then the attributes are its admins' job.
+  await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE).catch((err: Error) =>
+    log.warn({ err: err.message }, 'could not register the custom search attributes; register them with `temporal operator search-attribute create`'),
+  );
   const temporal = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE });
   const worker = await createWorker({ connection, namespace: cfg.TEMPORAL_NAMESPACE, taskQueue: cfg.TEMPORAL_TASK_QUEUE, db, temporal, credentials });
   log.info({ taskQueue: cfg.TEMPORAL_TASK_QUEUE, namespace: cfg.TEMPORAL_NAMESPACE }, 'worker running');
