@@ -10,6 +10,8 @@ import { qrPng, qrSvg } from '../../files/qr';
 import { transitionDevice } from '../../temporal/device-workflows';
 import { actorOf, assertMayTarget } from './status-rules';
 
+const QR_TYPES = { png: 'image/png', svg: 'image/svg+xml' } as const;
+
 export function deviceRoutes(d: ApiDeps) {
   async function deviceOr404(id: string): Promise<Device> {
     const device = await getDevice(d.db, id);
@@ -68,32 +70,21 @@ export function deviceRoutes(d: ApiDeps) {
       },
     }),
 
-    route({
-      method: 'get',
-      path: '/devices/:id/qr.png',
-      tag: 'devices',
-      summary: "The device's QR code (payload RDM1:<deviceId>:<pairingCode>) as PNG",
-      permission: 'batches:export',
-      params: deviceParams,
-      responses: { 200: { description: 'PNG image', contentType: 'image/png' }, 404: errorResponse('no such device') },
-      handler: async ({ res, params }) => {
-        res.type('image/png').setHeader('Cache-Control', 'private, no-store');
-        res.send(qrPng(await payloadOf(params.id)));
-      },
-    }),
-
-    route({
-      method: 'get',
-      path: '/devices/:id/qr.svg',
-      tag: 'devices',
-      summary: "The device's QR code as SVG",
-      permission: 'batches:export',
-      params: deviceParams,
-      responses: { 200: { description: 'SVG image', contentType: 'image/svg+xml' }, 404: errorResponse('no such device') },
-      handler: async ({ res, params }) => {
-        res.type('image/svg+xml').setHeader('Cache-Control', 'private, no-store');
-        res.send(qrSvg(await payloadOf(params.id)));
-      },
-    }),
+    ...(['png', 'svg'] as const).map((format) =>
+      route({
+        method: 'get',
+        path: `/devices/:id/qr.${format}`,
+        tag: 'devices',
+        summary: `The device's QR code (payload RDM1:<deviceId>:<pairingCode>) as ${format.toUpperCase()}`,
+        permission: 'batches:export',
+        params: deviceParams,
+        responses: { 200: { description: `${format.toUpperCase()} image`, contentType: QR_TYPES[format] }, 404: errorResponse('no such device') },
+        handler: async ({ res, params }) => {
+          const payload = await payloadOf(params.id);
+          res.type(QR_TYPES[format]).setHeader('Cache-Control', 'private, no-store');
+          res.send(format === 'png' ? qrPng(payload) : qrSvg(payload));
+        },
+      }),
+    ),
   ];
 }
