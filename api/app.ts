@@ -8,10 +8,15 @@ import { batchRoutes } from './routes/batches';
 import { deviceRoutes } from './routes/devices';
 import { healthRoutes } from './routes/health';
 import { tokenRoutes } from './routes/tokens';
+import { alertRoutes } from './routes/alerts';
+import { deviceConfigRoutes } from './routes/device-config';
+import { deviceControlRoutes } from './routes/device-control';
+import { diagnosticsRoutes } from './routes/diagnostics';
 
 export function buildApp(d: ApiDeps): express.Express {
   const routes: RouteSpec[] = [];
   routes.push(...healthRoutes(d, () => routes), ...batchRoutes(d), ...deviceRoutes(d), ...tokenRoutes(d));
+  routes.push(...deviceControlRoutes(d), ...deviceConfigRoutes(d), ...diagnosticsRoutes(d), ...alertRoutes(d));
 
   const app = express();
   app.disable('x-powered-by');

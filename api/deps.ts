@@ -3,6 +3,7 @@ import type { Client } from '@temporalio/client';
 import type { CredentialDeriver } from '../domain/credentials';
 import type { Db } from '../db/knex';
 import type { Logger } from '../runtime/logger';
+import type { DeviceRequests } from './device-requests';
 
 export interface HealthCheck {
   name: string;
@@ -22,4 +23,10 @@ export interface ApiDeps {
   bulkWaitMs?: number;
   /** How long batch creation waits for a worker to write the batch before answering 202. */
   acceptWaitMs?: number;
+  /** Talks to devices over MQTT (sets, diagnostic commands, desired configuration). */
+  devices: DeviceRequests;
+  /** How long a set or a command waits for the device before 504 (DEVICE_REPLY_TIMEOUT_MS). */
+  replyTimeoutMs?: number;
+  /** The broker address written into devices.csv for the devices (PUBLIC_MQTT_URL, else MQTT_URL). */
+  publicMqttUrl?: string;
 }

@@ -6,7 +6,7 @@ import type { Db } from '../db/knex';
 import { streamBatchDevices } from '../db/repositories/devices';
 import type { DeviceExportRow } from '../files/device-export';
 
-export async function* batchExportRows(db: Db, credentials: CredentialDeriver, batch: Batch): AsyncGenerator<DeviceExportRow> {
+export async function* batchExportRows(db: Db, credentials: CredentialDeriver, batch: Batch, mqttUrl: string | null): AsyncGenerator<DeviceExportRow> {
   for await (const d of streamBatchDevices(db, batch.id)) {
     const c = credentials.device(d.id, d.secret_generation);
     yield {
@@ -21,6 +21,7 @@ export async function* batchExportRows(db: Db, credentials: CredentialDeriver, b
       model: d.model,
       color: batch.color,
       createdAt: d.created_at,
+      mqttUrl,
     };
   }
 }

@@ -1,6 +1,7 @@
 // The API process: `npm run api`. Configuration is read once; migrations run at start.
 import { Client, Connection } from '@temporalio/client';
 import { buildApp } from './app';
+import { DeviceRequests } from './device-requests';
 import { ensureBootstrapAdmin, ADMIN_TOKEN_FILE } from './bootstrap-admin';
 import { createDb } from '../db/knex';
 import { migrateWhenFree } from '../db/migrate';
@@ -43,6 +44,9 @@ async function main() {
     credentials,
     log,
     adminToken: cfg.ADMIN_TOKEN,
+    devices: new DeviceRequests(mqtt),
+    replyTimeoutMs: cfg.DEVICE_REPLY_TIMEOUT_MS,
+    publicMqttUrl: cfg.PUBLIC_MQTT_URL ?? addr.mqttUrl,
     readiness: [
       { name: 'postgres', check: async () => void (await db.raw('select 1')) },
       { name: 'temporal', check: async () => void (await connection.workflowService.getSystemInfo({})) },

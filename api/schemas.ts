@@ -141,3 +141,161 @@ export const tokenSchema = z.object({
 export const createdTokenSchema = tokenSchema.extend({ token: z.string().describe('shown only in this response') });
 
 export const errorResponse = (description: string) => ({ description, schema: z.object({ error: z.object({ code: z.string(), message: z.string() }) }) });
+
+// ---- what devices say: sensors, telemetry, logs, alerts ----
+const homieId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'must be a Homie ID (lowercase letters, digits, -)');
+export const sensorParams = z.object({ id: deviceId, node: homieId, property: homieId }).strict();
+
+const jsonValue = z.union([z.number(), z.boolean(), z.string()]);
+export const sensorSchema = z.object({
+  node: z.string(),
+  property: z.string(),
+  nodeName: z.string().nullable(),
+  nodeType: z.string().nullable(),
+  name: z.string().nullable(),
+  datatype: z.string(),
+  format: z.string().nullable(),
+  unit: z.string().nullable(),
+  settable: z.boolean(),
+  retained: z.boolean(),
+  value: jsonValue.nullable().describe('decoded by datatype; null before the first value'),
+  payload: z.string().nullable().describe('the value as the device published it'),
+  updatedAt: timestamp.nullable(),
+  describedAt: timestamp,
+  visibility: z.array(z.string()).describe('roles that may see this property'),
+});
+export const sensorsSchema = z.object({ deviceId: z.string(), online: z.boolean(), items: z.array(sensorSchema) });
+
+export const setSensorBody = z.object({ value: jsonValue.describe("checked against the property's datatype and format") }).strict();
+export const setSensorResult = z.object({
+  node: z.string(),
+  property: z.string(),
+  value: jsonValue,
+  payload: z.string(),
+  confirmedAt: timestamp,
+  latencyMs: z.number().describe('publish to the device’s echo'),
+});
+
+const isoTime = z.string().refine((v) => !Number.isNaN(Date.parse(v)), 'must be an ISO 8601 timestamp');
+/** "30s", "5m", "1h", "1d" or a number of seconds. */
+const duration = z
+  .string()
+  .regex(/^\d+(\.\d+)?[smhd]?$/, 'must be a duration like 30s, 5m, 1h, 1d')
+  .transform((v) => {
+    const n = parseFloat(v);
+    const unit = v.at(-1)!;
+    return n * ({ s: 1, m: 60, h: 3600, d: 86400 } as Record<string, number>)[unit]! || n;
+  })
+  .refine((s) => s >= 1, 'must be at least 1 second');
+
+export const telemetryQuery = z
+  .object({
+    node: homieId.optional(),
+    property: homieId.optional(),
+    from: isoTime.optional(),
+    to: isoTime.optional(),
+    bucket: duration.optional().describe('time-bucketed aggregates (avg/min/max/count) of width e.g. 1m; needs node, property, from'),
+    order: z.enum(['asc', 'desc']).default('desc'),
+    ...pageQuery,
+  })
+  .strict();
+export const telemetryPointSchema = z.object({ node: z.string(), property: z.string(), at: timestamp, value: z.string(), num: z.number().nullable() });
+export const telemetryBucketSchema = z.object({ bucket: timestamp, avg: z.number().nullable(), min: z.number().nullable(), max: z.number().nullable(), count: z.number().int() });
+
+export const logsQuery = z
+  .object({ level: z.enum(['debug', 'info', 'warn', 'error']).optional().describe('this level and above'), from: isoTime.optional(), to: isoTime.optional(), ...pageQuery })
+  .strict();
+export const logSchema = z.object({
+  id: z.string(),
+  deviceId: z.string(),
+  at: timestamp,
+  deviceTime: timestamp.nullable(),
+  level: z.string(),
+  message: z.string(),
+  fields: z.record(z.string(), z.unknown()).nullable(),
+});
+
+export const commandBody = z
+  .object({
+    command: z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, 'must be a command name like ping, self-test, reboot'),
+    args: z.record(z.string(), z.unknown()).optional(),
+    timeoutMs: z.number().int().min(100).max(60_000).optional().describe('how long to wait for the answer (default DEVICE_REPLY_TIMEOUT_MS)'),
+  })
+  .strict();
+export const commandParams = z.object({ id: deviceId, commandId: entityId }).strict();
+export const commandSchema = z.object({
+  id: z.string(),
+  deviceId: z.string(),
+  command: z.string(),
+  args: z.record(z.string(), z.unknown()).nullable(),
+  status: z.enum(['sent', 'succeeded', 'failed', 'timed_out']),
+  result: z.unknown(),
+  error: z.string().nullable(),
+  createdBy: z.string().nullable(),
+  createdAt: timestamp,
+  finishedAt: timestamp.nullable(),
+});
+export const listQuery = z.object({ ...pageQuery }).strict();
+
+export const configSchema = z.object({
+  deviceId: z.string(),
+  desired: z.record(z.string(), z.unknown()),
+  desiredVersion: z.number().int(),
+  desiredAt: timestamp.nullable(),
+  reported: z.record(z.string(), z.unknown()),
+  reportedVersion: z.number().int(),
+  reportedAt: timestamp.nullable(),
+  sentAt: timestamp.nullable(),
+  pending: z.record(z.string(), z.unknown()).describe('desired settings the device has not applied yet (null: remove)'),
+  inSync: z.boolean(),
+});
+export const configPatchBody = z
+  .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'setting names: 1-64 letters, digits, _ . -'), z.unknown())
+  .refine((o) => Object.keys(o).length > 0, 'must change at least one setting')
+  .refine((o) => Object.keys(o).length <= 200, 'at most 200 settings per change')
+  .describe('JSON merge patch (RFC 7386): a value sets, null removes');
+
+export const alertsQuery = z.object({ deviceId: deviceId.optional(), state: z.enum(['open', 'resolved']).optional(), ...pageQuery }).strict();
+export const deviceAlertsQuery = z.object({ state: z.enum(['open', 'resolved']).optional(), ...pageQuery }).strict();
+export const alertSchema = z.object({
+  id: z.string(),
+  deviceId: z.string(),
+  source: z.enum(['device', 'rule']),
+  ruleId: z.string().nullable(),
+  node: z.string().nullable(),
+  property: z.string().nullable(),
+  value: z.string().nullable(),
+  severity: z.string(),
+  message: z.string(),
+  state: z.enum(['open', 'resolved']),
+  raisedAt: timestamp,
+  resolvedAt: timestamp.nullable(),
+});
+export const alertRuleBody = z
+  .object({
+    name: z.string().trim().min(1).max(200),
+    deviceId: deviceId.optional(),
+    model: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
+    node: homieId,
+    property: homieId,
+    operator: z.enum(['>', '>=', '<', '<=', '==', '!=']),
+    threshold: z.number(),
+    severity: z.enum(['info', 'warning', 'critical']).default('warning'),
+  })
+  .strict();
+export const alertRuleSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  deviceId: z.string().nullable(),
+  model: z.string().nullable(),
+  companyId: z.string().nullable(),
+  node: z.string(),
+  property: z.string(),
+  operator: z.string(),
+  threshold: z.number(),
+  severity: z.string(),
+  enabled: z.boolean(),
+  createdBy: z.string().nullable(),
+  createdAt: timestamp,
+});
+export const alertRulesQuery = z.object({ deviceId: deviceId.optional(), ...pageQuery }).strict();

@@ -48,3 +48,15 @@ export class UnavailableError extends AppError {
     super(503, 'unavailable', message);
   }
 }
+/** The request was sent to a device, which did not answer in time (the outcome is unknown). */
+export class DeviceTimeoutError extends AppError {
+  constructor(message: string) {
+    super(504, 'device_timeout', message);
+  }
+}
+/** Well-formed, but not something this device can take (not settable, out of range). */
+export class UnprocessableError extends AppError {
+  constructor(code: string, message: string, details?: ErrorDetail[]) {
+    super(422, code, message, details);
+  }
+}

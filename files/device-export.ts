@@ -13,6 +13,8 @@ export interface DeviceExportRow {
   model: string | null;
   color: string | null;
   createdAt: Date;
+  /** The broker this device connects to (PUBLIC_MQTT_URL); null when the platform does not know it. */
+  mqttUrl: string | null;
 }
 
 /** Where the device's QR image sits inside the bundle; also the CSV's qr_file column. */
@@ -33,6 +35,7 @@ export const DEVICE_CSV_COLUMNS = [
   'model',
   'color',
   'created_at',
+  'mqtt_url',
 ] as const;
 
 /** Values in DEVICE_CSV_COLUMNS order. */
@@ -50,5 +53,6 @@ export function deviceCsvValues(row: DeviceExportRow): (string | null)[] {
     row.model,
     row.color,
     row.createdAt.toISOString(),
+    row.mqttUrl,
   ];
 }

@@ -24,6 +24,7 @@ export function syntheticRow(index: number): DeviceExportRow {
     model: 'TH-200',
     color: index % 2 ? 'white' : 'black',
     createdAt: CREATED_AT,
+    mqttUrl: null,
   };
 }
 

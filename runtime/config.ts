@@ -31,6 +31,20 @@ const schema = z.object({
   EMBEDDED_MQTT_PORT: port.default(1883),
   TEMPORAL_PORT: port.default(7233),
   PUBLIC_URL: url(['http:', 'https:']).optional(),
+  /** The broker address devices are given (devices.csv `mqtt_url`); defaults to MQTT_URL. */
+  PUBLIC_MQTT_URL: url(['mqtt:', 'mqtts:', 'tcp:', 'ws:', 'wss:']).optional(),
+  /** MQTT 5 shared-subscription group: bridges in one group split the device stream. */
+  BRIDGE_SHARE_GROUP: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, - and _ only').default('rdm-bridge'),
+  /** Telemetry rows written per database round trip, and the longest a row waits for one. */
+  BRIDGE_BATCH_ROWS: z.coerce.number().int().min(1).max(100_000).default(5_000),
+  BRIDGE_FLUSH_MS: z.coerce.number().int().min(1).max(60_000).default(50),
+  /** Messages the bridge holds before it stops reading from the broker (backpressure). */
+  BRIDGE_MAX_BUFFERED: z.coerce.number().int().min(100).max(10_000_000).default(50_000),
+  BRIDGE_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  LOG_RETENTION_DAYS: z.coerce.number().min(0.001).max(3650).default(14),
+  LOG_RETENTION_PER_DEVICE: z.coerce.number().int().min(1).max(10_000_000).default(10_000),
+  /** How long a set or a diagnostic command waits for the device's answer before 504. */
+  DEVICE_REPLY_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(5_000),
 });
 
 export type Env = z.infer<typeof schema>;

@@ -1,7 +1,7 @@
 // `npm start`: the whole product in one command. Uses DATABASE_URL, MQTT_URL and
 // TEMPORAL_ADDRESS when set; otherwise starts what is missing (embedded PostgreSQL with its data
 // in DATA_DIR, an MQTT broker, a Temporal dev server whose SQLite file is in DATA_DIR), then runs
-// the api and the worker under a supervisor. Ctrl-C stops everything cleanly.
+// the api, the worker and the bridge under a supervisor. Ctrl-C stops everything cleanly.
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfigOrExit } from '../runtime/config';
@@ -11,6 +11,7 @@ import { redactUrl, serviceAddresses } from '../runtime/services';
 import { Supervisor } from '../runtime/supervisor';
 import { startEmbeddedPostgres } from '../runtime/embedded/postgres';
 import { startEmbeddedBroker } from '../runtime/embedded/mqtt-broker';
+import { findMosquitto, startMosquitto } from '../runtime/embedded/mosquitto';
 import { startTemporalDevServer } from '../runtime/embedded/temporal-dev-server';
 import { ADMIN_TOKEN_FILE } from '../api/bootstrap-admin';
 import { acquirePidLock } from '../runtime/pid-lock';
@@ -66,10 +67,19 @@ async function main() {
     if (await brokerAnswers(addr.mqttUrl)) {
       log.info({ url: addr.mqttUrl }, 'an MQTT broker already answers there: using it (set MQTT_URL to choose another)');
     } else {
-      log.info('starting the embedded MQTT broker');
-      const broker = await startEmbeddedBroker({ port: cfg.EMBEDDED_MQTT_PORT, log });
-      addr.mqttUrl = broker.url;
-      stops.unshift(broker.stop);
+      const bin = findMosquitto();
+      if (bin) {
+        log.info({ bin }, 'starting Mosquitto as the embedded MQTT broker');
+        const broker = await startMosquitto({ bin, port: cfg.EMBEDDED_MQTT_PORT, dir: path.join(cfg.DATA_DIR, 'mosquitto'), persistent: true, log });
+        addr.mqttUrl = broker.url;
+        stops.unshift(broker.stop);
+      } else {
+        // No MQTT 5 here: the bridge falls back to one plain subscription (one bridge only).
+        log.info('starting the embedded MQTT broker (aedes; install mosquitto for MQTT 5)');
+        const broker = await startEmbeddedBroker({ port: cfg.EMBEDDED_MQTT_PORT, log });
+        addr.mqttUrl = broker.url;
+        stops.unshift(broker.stop);
+      }
     }
   }
   if (!cfg.TEMPORAL_ADDRESS) {
@@ -84,6 +94,7 @@ async function main() {
   const supervisor = new Supervisor(log);
   supervisor.start({ name: 'worker', entry: 'worker/main.ts', env });
   supervisor.start({ name: 'api', entry: 'api/main.ts', env });
+  supervisor.start({ name: 'bridge', entry: 'bridge/main.ts', env });
 
   let stopping = false;
   const shutdown = async () => {

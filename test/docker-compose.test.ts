@@ -86,13 +86,13 @@ function bindSources(service: Service): string[] {
   });
 }
 
-const APP_SERVICES = ['api', 'worker', 'migrate'];
+const APP_SERVICES = ['api', 'worker', 'bridge', 'migrate'];
 
 describe('docker-compose.yml', () => {
   test('has the services of the production-like stack', () => {
     for (const name of [
       'postgres', 'temporal', 'temporal-schema', 'temporal-admin-tools', 'temporal-ui',
-      'mosquitto', 'prometheus', 'grafana', 'migrate', 'api', 'worker',
+      'mosquitto', 'prometheus', 'grafana', 'migrate', 'api', 'worker', 'bridge',
     ]) {
       expect(Object.keys(services)).toContain(name);
     }
@@ -114,11 +114,11 @@ describe('docker-compose.yml', () => {
     expect(tag('temporal-admin-tools')).toBe(tag('temporal'));
   });
 
-  test('api, worker and migrate are one build and run npm scripts that exist', () => {
+  test('api, worker, bridge and migrate are one build and run npm scripts that exist', () => {
     const builds = APP_SERVICES.map((s) => JSON.stringify([services[s].build, services[s].image]));
     expect(services.api.build).toBeDefined();
     expect(new Set(builds).size).toBe(1);
-    const expected: Record<string, string> = { api: 'api', worker: 'worker', migrate: 'migrate' };
+    const expected: Record<string, string> = { api: 'api', worker: 'worker', bridge: 'bridge', migrate: 'migrate' };
     for (const s of APP_SERVICES) {
       const cmd = words(services[s].command);
       expect(cmd.slice(0, 2)).toEqual(['npm', 'run']);

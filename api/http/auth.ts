@@ -13,6 +13,10 @@ export const PERMISSIONS = [
   'batches:export', // CSV, bundle, QR: they carry device credentials
   'devices:read',
   'devices:status', // move a device through its lifecycle (manufacturers: provisioning statuses only)
+  'devices:telemetry', // sensors' values, history, logs, alerts: what the device says
+  'devices:control', // set a sensor, run a diagnostic command
+  'devices:configure', // change a device's desired settings
+  'alerts:manage', // threshold rules, resolving alerts
   'tokens:manage',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];

@@ -145,7 +145,7 @@ export function batchRoutes(d: ApiDeps) {
       handler: async ({ res, params }) => {
         const batch = await readyForExport(params.id);
         res.status(200).type('text/csv; charset=utf-8').attachment(downloadName(batch, 'csv')).setHeader('Cache-Control', 'no-store');
-        await pipeline(batchCsv(batchExportRows(d.db, d.credentials, batch)), res);
+        await pipeline(batchCsv(batchExportRows(d.db, d.credentials, batch, d.publicMqttUrl ?? null)), res);
       },
     }),
 
@@ -164,7 +164,7 @@ export function batchRoutes(d: ApiDeps) {
       handler: async ({ res, params }) => {
         const batch = await readyForExport(params.id);
         res.status(200).type('application/zip').attachment(downloadName(batch, 'zip')).setHeader('Cache-Control', 'no-store');
-        await pipeline(bundleZip(() => batchExportRows(d.db, d.credentials, batch)), res);
+        await pipeline(bundleZip(() => batchExportRows(d.db, d.credentials, batch, d.publicMqttUrl ?? null)), res);
       },
     }),
 

@@ -2,9 +2,11 @@
 // and a compiled build. Append new ones; never edit one that has shipped.
 import type { Knex } from 'knex';
 import * as m001 from './001_initial';
+import * as m002 from './002_device_data';
 
 const MIGRATIONS: Record<string, Knex.Migration> = {
   '001_initial': m001,
+  '002_device_data': m002,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

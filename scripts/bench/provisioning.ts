@@ -11,6 +11,8 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import knexFactory from 'knex';
 import { buildApp } from '../../api/app';
+import { DeviceRequests } from '../../api/device-requests';
+import { connectMqtt } from '../../runtime/mqtt-client';
 import { CredentialDeriver, newApiToken } from '../../domain/credentials';
 import { createDb, migrateLatest } from '../../db/knex';
 import { freePort } from '../../runtime/embedded/free-port';
@@ -42,7 +44,9 @@ async function main() {
   const worker = await createWorker({ connection: native, namespace: 'default', taskQueue, db, temporal, credentials });
   const running = worker.run();
   const adminToken = newApiToken();
-  const app = buildApp({ db, temporal, taskQueue, credentials, log, adminToken, readiness: [] });
+  // Not used by provisioning, but every API has its device link.
+  const mqtt = connectMqtt(process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883', 'bench');
+  const app = buildApp({ db, temporal, taskQueue, credentials, log, adminToken, devices: new DeviceRequests(mqtt), readiness: [] });
   const server: Server = await new Promise((r) => {
     const s = app.listen(0, '127.0.0.1', () => r(s));
   });
@@ -90,6 +94,7 @@ async function main() {
   console.log(`  bundle.zip streamed         ${s(tZip)}   (${(bytes / 2 ** 20).toFixed(1)} MiB; RSS ${(rssBefore / 2 ** 20).toFixed(0)} -> peak ${(rssPeak / 2 ** 20).toFixed(0)} MiB)`);
 
   server.close();
+  mqtt.end(true);
   worker.shutdown();
   await running;
   await native.close();

@@ -5,6 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
 import { buildApp } from '../../api/app';
+import { DeviceRequests } from '../../api/device-requests';
+import { connectMqtt } from '../../runtime/mqtt-client';
 import { CredentialDeriver, newApiToken, sha256Hex } from '../../domain/credentials';
 import { newEntityId } from '../../domain/ids';
 import { createDb, type Db } from '../../db/knex';
@@ -31,7 +33,7 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(opts: { worker?: boolean; bulkWaitMs?: number; acceptWaitMs?: number } = {}): Promise<Stack> {
+export async function startStack(opts: { worker?: boolean; bulkWaitMs?: number; acceptWaitMs?: number; replyTimeoutMs?: number } = {}): Promise<Stack> {
   const env = testEnv();
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -51,6 +53,13 @@ export async function startStack(opts: { worker?: boolean; bulkWaitMs?: number; 
     return t;
   }
 
+  const mqtt = connectMqtt(env.mqttUrl, 'test-api');
+  await new Promise<void>((resolve, reject) => {
+    mqtt.once('connect', () => resolve());
+    setTimeout(() => reject(new Error(`no MQTT broker at ${env.mqttUrl}`)), 10_000).unref();
+  });
+  const devices = new DeviceRequests(mqtt);
+
   const app = buildApp({
     db,
     temporal,
@@ -60,6 +69,9 @@ export async function startStack(opts: { worker?: boolean; bulkWaitMs?: number; 
     adminToken,
     bulkWaitMs: opts.bulkWaitMs,
     acceptWaitMs: opts.acceptWaitMs,
+    devices,
+    replyTimeoutMs: opts.replyTimeoutMs,
+    publicMqttUrl: env.mqttUrl,
     readiness: [
       { name: 'postgres', check: async () => void (await db.raw('select 1')) },
       { name: 'temporal', check: async () => void (await connection.workflowService.getSystemInfo({})) },
@@ -109,6 +121,8 @@ export async function startStack(opts: { worker?: boolean; bulkWaitMs?: number; 
       await stopWorker();
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
+      devices.close();
+      await mqtt.endAsync(true);
       await connection.close();
       await db.destroy();
     },

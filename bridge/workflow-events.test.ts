@@ -1,0 +1,73 @@
+import pino from 'pino';
+import { createWorkflowEvents, routeEvents, SIGNAL_ROUTES, type DeviceEvent, type SignalRouteOf } from './workflow-events';
+
+const log = pino({ level: 'silent' });
+
+// A route as a later issue would add one (OTA progress → the device's update workflow).
+const otaProgress: SignalRouteOf<'value'> = {
+  name: 'ota-progress',
+  event: 'value',
+  toSignal: (e) => (e.node === 'ota' && e.property === 'progress' ? { workflowId: `update-${e.deviceId}`, signal: 'otaProgress', args: [Number(e.payload)] } : null),
+};
+const commandDone: SignalRouteOf<'command-result'> = {
+  name: 'command-done',
+  event: 'command-result',
+  toSignal: (e) => ({ workflowId: `cmd-${e.requestId}`, signal: 'commandResult', args: [{ ok: e.ok }] }),
+};
+
+const events: DeviceEvent[] = [
+  { type: 'value', deviceId: 'D1', node: 'env', property: 'temperature', payload: '20', at: 1 },
+  { type: 'value', deviceId: 'D1', node: 'ota', property: 'progress', payload: '10', at: 2 },
+  { type: 'command-result', deviceId: 'D1', requestId: 'r1', ok: true, at: 3 },
+  { type: 'value', deviceId: 'D1', node: 'ota', property: 'progress', payload: '20', at: 4 },
+  { type: 'state', deviceId: 'D1', state: 'ready', at: 5 },
+];
+
+describe('workflow events', () => {
+  it('has no route yet: no workflow waits on device events', () => {
+    expect(SIGNAL_ROUTES).toEqual([]);
+    expect(createWorkflowEvents({ signaller: async () => undefined, log }).wants.size).toBe(0);
+  });
+
+  it('routes only the events a route matches, in order', () => {
+    expect(routeEvents(events, [otaProgress, commandDone])).toEqual([
+      { workflowId: 'update-D1', signal: 'otaProgress', args: [10] },
+      { workflowId: 'cmd-r1', signal: 'commandResult', args: [{ ok: true }] },
+      { workflowId: 'update-D1', signal: 'otaProgress', args: [20] },
+    ]);
+  });
+
+  it('signals through the injected signaller, in order per workflow, and survives failures', async () => {
+    const sent: string[] = [];
+    const results: string[] = [];
+    let failOnce = true;
+    const we = createWorkflowEvents({
+      routes: [otaProgress, commandDone],
+      log,
+      retries: 2,
+      onResult: (r) => results.push(r),
+      signaller: async (id, name, args) => {
+        if (id === 'cmd-r1') {
+          const e = new Error('gone');
+          e.name = 'WorkflowNotFoundError';
+          throw e;
+        }
+        if (failOnce) {
+          failOnce = false;
+          throw new Error('unavailable');
+        }
+        sent.push(`${id}:${name}:${JSON.stringify(args)}`);
+      },
+    });
+    expect([...we.wants].sort()).toEqual(['command-result', 'value']);
+    await we.dispatch(events);
+    expect(sent).toEqual(['update-D1:otaProgress:[10]', 'update-D1:otaProgress:[20]']);
+    expect(results.sort()).toEqual(['not_found', 'sent', 'sent']);
+  });
+
+  it('without a signaller wants nothing and sends nothing', async () => {
+    const we = createWorkflowEvents({ routes: [otaProgress], log });
+    expect(we.wants.size).toBe(0);
+    await expect(we.dispatch(events)).resolves.toBeUndefined();
+  });
+});

@@ -1,0 +1,128 @@
+// The one place where device traffic becomes Temporal signals. High-volume traffic never goes
+// through Temporal (design/architecture.md): only events a workflow waits for (a set
+// confirmation, a pairing confirmation, OTA progress) are routed here, after the batch that holds
+// them is committed, so a workflow never hears of something Postgres does not have.
+//
+// Extension point: add a route to SIGNAL_ROUTES (or pass `routes`) when a workflow starts waiting
+// on a device event. No workflow does yet (pairing and OTA arrive in later issues), so the table is
+// empty and the bridge builds no events at all. A route names the event type it wants and maps an
+// event to (workflow ID, signal name, args), or to null when the event is not for any workflow.
+import type { Client } from '@temporalio/client';
+import type { DeviceState } from '../domain/homie';
+import type { Logger } from '../runtime/logger';
+
+export type DeviceEvent =
+  | { type: 'value'; deviceId: string; node: string; property: string; payload: string; at: number }
+  | { type: 'state'; deviceId: string; state: DeviceState; at: number }
+  | { type: 'config-reported'; deviceId: string; version: number; at: number }
+  | { type: 'command-result'; deviceId: string; requestId: string; ok: boolean; at: number };
+export type DeviceEventType = DeviceEvent['type'];
+
+export interface SignalTarget {
+  workflowId: string;
+  signal: string;
+  args: unknown[];
+}
+
+export interface SignalRouteOf<T extends DeviceEventType> {
+  /** What it is for, for logs and docs. */
+  name: string;
+  event: T;
+  toSignal(event: Extract<DeviceEvent, { type: T }>): SignalTarget | null;
+}
+/** A route for any one event type. */
+export type SignalRoute = { [T in DeviceEventType]: SignalRouteOf<T> }[DeviceEventType];
+
+/**
+ * The routing table. Empty: no workflow waits on device events yet. Example of an entry (OTA,
+ * when its workflow exists):
+ *   { name: 'ota-progress', event: 'value', toSignal: (e) => e.node === 'ota' && e.property === 'progress'
+ *       ? { workflowId: `device-update-${e.deviceId}`, signal: 'otaProgress', args: [{ payload: e.payload }] } : null }
+ */
+export const SIGNAL_ROUTES: readonly SignalRoute[] = [];
+
+/** Sends one signal. The bridge's is Temporal's; tests pass their own. */
+export type Signaller = (workflowId: string, signalName: string, args: unknown[]) => Promise<void>;
+
+/** A Signaller on a Temporal client: `client.workflow.getHandle(id).signal(name, ...args)`. */
+export function temporalSignaller(client: Client): Signaller {
+  return async (workflowId, signalName, args) => {
+    await client.workflow.getHandle(workflowId).signal(signalName, ...args);
+  };
+}
+
+/** Every signal the routes make of these events, in event order. */
+export function routeEvents(events: readonly DeviceEvent[], routes: readonly SignalRoute[]): SignalTarget[] {
+  const out: SignalTarget[] = [];
+  for (const e of events) {
+    for (const r of routes) {
+      if (r.event !== e.type) continue;
+      const t = (r.toSignal as (ev: DeviceEvent) => SignalTarget | null)(e);
+      if (t) out.push(t);
+    }
+  }
+  return out;
+}
+
+export interface WorkflowEvents {
+  /** Event types some route wants: the bridge builds events of these types only. */
+  readonly wants: ReadonlySet<DeviceEventType>;
+  /** Routes and sends; never throws (a failed signal is logged and counted). */
+  dispatch(events: readonly DeviceEvent[]): Promise<void>;
+}
+
+export function createWorkflowEvents(o: {
+  signaller?: Signaller;
+  routes?: readonly SignalRoute[];
+  log: Logger;
+  onResult?: (result: 'sent' | 'not_found' | 'failed') => void;
+  retries?: number;
+}): WorkflowEvents {
+  const routes = o.signaller ? (o.routes ?? SIGNAL_ROUTES) : [];
+  const wants = new Set(routes.map((r) => r.event));
+  const retries = o.retries ?? 3;
+
+  async function send(t: SignalTarget): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await o.signaller!(t.workflowId, t.signal, t.args);
+        o.onResult?.('sent');
+        return;
+      } catch (err) {
+        const e = err as Error;
+        // The workflow is gone (finished, never started): nobody waits, nothing to retry.
+        if (e.name === 'WorkflowNotFoundError') {
+          o.log.debug({ workflowId: t.workflowId, signal: t.signal }, 'no workflow for a device event');
+          o.onResult?.('not_found');
+          return;
+        }
+        if (attempt >= retries) {
+          o.log.warn({ workflowId: t.workflowId, signal: t.signal, err: e.message }, 'could not signal a workflow');
+          o.onResult?.('failed');
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+      }
+    }
+  }
+
+  return {
+    wants,
+    async dispatch(events) {
+      if (wants.size === 0 || events.length === 0) return;
+      const targets = routeEvents(events, routes);
+      // In order per workflow (a progress sequence must not be reordered), workflows in parallel.
+      const byWorkflow = new Map<string, SignalTarget[]>();
+      for (const t of targets) {
+        const list = byWorkflow.get(t.workflowId);
+        if (list) list.push(t);
+        else byWorkflow.set(t.workflowId, [t]);
+      }
+      await Promise.all(
+        [...byWorkflow.values()].map(async (list) => {
+          for (const t of list) await send(t);
+        }),
+      );
+    },
+  };
+}

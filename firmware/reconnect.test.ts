@@ -1,0 +1,102 @@
+// The broker going away under a device: a Mosquitto of the test's own, killed and restarted.
+import { newDeviceId } from '../domain/ids';
+import { topics } from '../domain/topics';
+import { Device } from './device';
+import { OwnBroker } from './testing/own-broker';
+import { TreeWatcher } from './testing/mqtt-watch';
+
+let broker: OwnBroker;
+
+beforeAll(async () => {
+  broker = await OwnBroker.create();
+});
+
+afterAll(async () => {
+  await broker.dispose();
+});
+
+it('reconnects with growing, jittered delays, keeps simulating offline, and publishes what changed when back', async () => {
+  await broker.start();
+  const id = newDeviceId();
+  const d = new Device({
+    deviceId: id,
+    secret: 's',
+    mqttUrl: broker.url,
+    model: 'thermostat',
+    publishIntervalMs: 50,
+    backoff: { initialMs: 100, maxMs: 800, factor: 2 },
+    connectTimeoutMs: 1_000,
+  });
+  const delays: { attempt: number; delayMs: number }[] = [];
+  d.on('reconnect-scheduled', (e) => delays.push(e));
+  const watcher = await TreeWatcher.open(broker.url, topics.deviceAll(id));
+  try {
+    d.start();
+    await d.waitConnected(5_000);
+    await watcher.value(topics.state(id), 'ready');
+
+    const lost = d.waitFor('disconnected', 5_000);
+    await broker.stop(); // SIGKILL: no goodbye, the socket just closes
+    await lost;
+    expect(d.connection).not.toBe('online');
+
+    // While the broker is down: simulated time keeps going, local changes are kept.
+    const steps = d.steps;
+    await new Promise((r) => setTimeout(r, 500));
+    expect(d.steps - steps).toBeGreaterThanOrEqual(7);
+    d.setPublishInterval(60_000); // no more steps: the offline value below is what must come back
+    expect(d.setSensor('thermostat', 'temperature', 33.3).ok).toBe(true);
+    expect(d.setLocal('thermostat', 'setpoint', 27.5).ok).toBe(true);
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(d.value('thermostat', 'setpoint')).toBe(27.5);
+    expect(d.value('thermostat', 'temperature')).toBe(33.3);
+
+    // Failed attempts back off: each delay within [base/2, base] of a doubling base, capped.
+    expect(delays.length).toBeGreaterThanOrEqual(4);
+    expect(delays.length).toBeLessThanOrEqual(8);
+    delays.forEach(({ attempt, delayMs }, i) => {
+      expect(attempt).toBe(i + 1);
+      const base = Math.min(800, 100 * 2 ** i);
+      expect(delayMs).toBeGreaterThanOrEqual(base / 2);
+      expect(delayMs).toBeLessThanOrEqual(base);
+    });
+    expect(new Set(delays.map((x) => x.delayMs)).size).toBeGreaterThan(1);
+    expect(d.stats.connectFailures).toBe(delays.length - 1);
+
+    const back = d.waitFor('connected', 5_000);
+    await broker.start(); // a fresh broker: nothing retained, the device must announce everything again
+    expect(await back).toEqual({ reconnect: true, connects: 2 });
+    await watcher.value(topics.state(id), 'ready', 5_000);
+    await watcher.value(topics.property(id, 'thermostat', 'temperature'), '33.3');
+    await watcher.value(topics.property(id, 'thermostat', 'setpoint'), '27.5');
+    expect(watcher.get(`homie/${id.toLowerCase()}/$homie`)).toBe('4.0.0');
+    expect(watcher.get(`homie/${id.toLowerCase()}/thermostat/$properties`)).toBe('setpoint,mode,temperature,humidity');
+    expect(d.stats.reconnects).toBe(1);
+    // The retry counter starts over after a successful connection.
+    expect(d.snapshot().connection.retryAttempt).toBe(0);
+  } finally {
+    await d.stop();
+    await watcher.close();
+  }
+});
+
+it('starts while the broker is unreachable and connects when it comes up', async () => {
+  await broker.stop();
+  const id = newDeviceId();
+  const d = new Device({ deviceId: id, secret: 's', mqttUrl: broker.url, model: 'lock', publishIntervalMs: 60_000, backoff: { initialMs: 50, maxMs: 200 } });
+  try {
+    d.start();
+    await d.waitFor('reconnect-scheduled', 2_000);
+    expect(d.connection).toBe('offline');
+    expect(d.state).toBe('init');
+    const connected = d.waitConnected(5_000);
+    await broker.start();
+    await connected;
+    expect(d.state).toBe('ready');
+    expect(d.stats).toMatchObject({ connects: 1, reconnects: 0 });
+    // The log records made offline are delivered once connected; read-logs has them all along.
+    expect(d.logs().map((l) => l.message)).toEqual(expect.arrayContaining(['booted', 'connected']));
+  } finally {
+    await d.stop();
+  }
+});
