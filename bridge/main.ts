@@ -19,10 +19,6 @@ async function main() {
   const cfg = loadConfigOrExit();
   const log = createLogger(cfg.LOG_LEVEL, 'bridge');
   const addr = serviceAddresses(cfg);
-  const bridgeId = process.env.BRIDGE_ID;
-  if (bridgeId !== undefined && bridgeId !== '' && !/^[A-Za-z0-9_-]{1,40}$/.test(bridgeId)) {
-    exitWith(log, 'BRIDGE_ID: letters, digits, - and _ only (at most 40)', 78);
-  }
 
   // The schema is the API's and the worker's too: whoever starts first migrates, the others wait.
   const db = createDb(addr.databaseUrl, { min: 0, max: 1 });
@@ -43,7 +39,8 @@ async function main() {
     databaseUrl: addr.databaseUrl,
     mqttUrl: addr.mqttUrl,
     group: cfg.BRIDGE_SHARE_GROUP,
-    clientId: defaultBridgeClientId(bridgeId || undefined),
+    clientId: defaultBridgeClientId(cfg.BRIDGE_ID),
+    sessionExpirySeconds: cfg.BRIDGE_SESSION_EXPIRY_S,
     batchRows: cfg.BRIDGE_BATCH_ROWS,
     flushMs: cfg.BRIDGE_FLUSH_MS,
     maxBuffered: cfg.BRIDGE_MAX_BUFFERED,

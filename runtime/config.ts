@@ -40,6 +40,10 @@ const schema = z.object({
   BRIDGE_FLUSH_MS: z.coerce.number().int().min(1).max(60_000).default(50),
   /** Messages the bridge holds before it stops reading from the broker (backpressure). */
   BRIDGE_MAX_BUFFERED: z.coerce.number().int().min(100).max(10_000_000).default(50_000),
+  /** Names this bridge's MQTT session (client ID): stable across restarts, distinct per instance; default the host name. */
+  BRIDGE_ID: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/, 'letters, digits, - and _ only (at most 40)').optional(),
+  /** How long the broker keeps a stopped bridge's session (and queues its share of messages). */
+  BRIDGE_SESSION_EXPIRY_S: z.coerce.number().int().min(0).max(7 * 86_400).default(600),
   BRIDGE_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   LOG_RETENTION_DAYS: z.coerce.number().min(0.001).max(3650).default(14),
   LOG_RETENTION_PER_DEVICE: z.coerce.number().int().min(1).max(10_000_000).default(10_000),

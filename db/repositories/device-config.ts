@@ -3,6 +3,7 @@
 // device that comes back online behind; the API reads and changes them.
 import type { Db } from '../knex';
 import type { Settings } from '../../domain/device-messages';
+import { mergePatch } from '../../domain/settings';
 import type { Sql } from './sql';
 
 export interface DeviceConfig {
@@ -55,17 +56,6 @@ export async function setDesiredConfig(db: Db, deviceId: string, desired: Settin
     [deviceId, JSON.stringify(desired), by],
   );
   return r.rows[0]!.desired_version;
-}
-
-/** RFC 7386 JSON merge patch: objects merge recursively, null removes a key, anything else replaces. */
-export function mergePatch(target: unknown, patch: unknown): unknown {
-  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) return patch;
-  const out: Record<string, unknown> = typeof target === 'object' && target !== null && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
-  for (const [k, v] of Object.entries(patch)) {
-    if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
-  }
-  return out;
 }
 
 /**

@@ -3,15 +3,20 @@
 // subscriber, no database) in the same run.
 //
 //   npx tsx scripts/bench/ingest.ts [--devices 1000] [--rates 10000,20000,30000,40000 | --rate 20000]
-//     [--seconds 15] [--qos 1|0] [--raw-rate 200000] [--no-raw] [--check]
+//     [--seconds 15] [--raw-rates 20000,30000,...] [--raw-seconds 8] [--no-raw] [--qos 1|0] [--check]
 //
-// Run A (raw): the fleet publishes at --raw-rate (default: more than it can, i.e. as fast as it
-// sustains) for --seconds; a subscriber on `homie/+/#` (a child process, MQTT 5, same QoS) counts.
+// Both runs step the fleet's target rate up (a new fleet per step, same devices) and stop at the
+// first step that does not keep up; each figure is the highest step that did.
+// Run A (raw): fleet → Mosquitto → one subscriber on `homie/+/#` (a child process, MQTT 5, same
+// QoS) that only counts. Its best step is "the raw broker rate".
 // Run B (bridge): `bridge/main.ts` as a child process (its default batching; BRIDGE_* variables
-// pass through) stores into a scratch database; the fleet steps through the target rates. A step
-// "keeps up" when the rows stored over the window reach 98 % of the values acknowledged, the
-// backlog drains within 2 s of the fleet stopping, and count(telemetry) equals every value the
-// fleet had acknowledged (none lost). Stepping stops at the first step that does not keep up.
+// pass through) stores into a scratch database.
+// A step keeps up when the fleet sent ≥ 97 % of the target, what arrived (subscriber) or was
+// stored (bridge) over the window is ≥ 98 % of what was acknowledged, the backlog drains within
+// 2 s of the fleet stopping, and nothing is lost (for the bridge: count(telemetry) equals every
+// value the fleet had acknowledged). Why stepping rather than "as fast as possible": the fleet has
+// no backpressure (a device publishes on its tick whatever its client still holds), so a target
+// far above capacity only grows the fleet's memory (it ran out of heap at a 200,000/s target).
 // Fleet, Mosquitto, bridge and PostgreSQL share the machine; CPU is read per process from /proc.
 import { fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
@@ -123,7 +128,6 @@ interface RunContext {
   creds: FleetCredential[];
   mqttUrl: string;
   qos: 0 | 1;
-  seconds: number;
   warmupS: number;
   connectRate: number;
   mon: ProcMonitor;
@@ -133,6 +137,7 @@ async function runFleet(
   ctx: RunContext,
   run: Step['run'],
   target: number,
+  seconds: number,
   count: () => Promise<number>,
   buffered: (() => Promise<number>) | null,
   rssGroups: string[],
@@ -151,7 +156,7 @@ async function runFleet(
     const p0 = ctx.mon.snapshot();
     let maxBacklog = 0;
     let maxBuffered: number | null = buffered ? 0 : null;
-    const end = p0.at + ctx.seconds * 1000;
+    const end = p0.at + seconds * 1000;
     while (performance.now() < end) {
       await sleep(Math.min(1_000, end - performance.now()));
       const s = fleet.stats();
@@ -192,8 +197,10 @@ async function runFleet(
     const ackedRate = (s1.valuesPublished - s0.valuesPublished) / windowS;
     const drainMs = tDrained - tStop;
     const lost = Math.max(0, final.valuesPublished - cEnd);
-    const keptUp = lost === 0 && final.valuesFailed === 0 && rate >= 0.98 * ackedRate && drainMs <= 2_000;
+    const sentRate = (s1.valuesSent - s0.valuesSent) / windowS;
+    const keptUp = sentRate >= 0.97 * target && lost === 0 && final.valuesFailed === 0 && rate >= 0.98 * ackedRate && drainMs <= 2_000;
     const why: string[] = [];
+    if (sentRate < 0.97 * target) why.push(`the fleet sent only ${Math.round((sentRate / target) * 100)} % of the target`);
     if (lost > 0) why.push(`${int(lost)} lost`);
     if (final.valuesFailed > 0) why.push(`${int(final.valuesFailed)} publishes failed`);
     if (rate < 0.98 * ackedRate) why.push(`stored ${Math.round((rate / ackedRate) * 100)} % of the acknowledged rate`);
@@ -201,7 +208,7 @@ async function runFleet(
     return {
       run,
       target,
-      sentRate: (s1.valuesSent - s0.valuesSent) / windowS,
+      sentRate,
       ackedRate,
       rate,
       e2eRate: (cEnd - (c0 - base)) / ((tDrained - p0.at) / 1000),
@@ -262,14 +269,13 @@ async function main(cleanup: Cleanup): Promise<number> {
       rate: { type: 'string' },
       rates: { type: 'string', default: '10000,20000,30000,40000' },
       seconds: { type: 'string', default: '15' },
+      'raw-rates': { type: 'string', default: '20000,30000,40000,50000,60000,80000' },
+      'raw-seconds': { type: 'string', default: '8' },
+      'no-raw': { type: 'boolean', default: false },
       warmup: { type: 'string', default: '3' },
       qos: { type: 'string', default: '1' },
-      'raw-rate': { type: 'string', default: '200000' },
-      'no-raw': { type: 'boolean', default: false },
       'connect-rate': { type: 'string', default: '2000' },
       check: { type: 'boolean', default: false },
-      role: { type: 'string' },
-      url: { type: 'string' },
     },
     strict: true,
   });
@@ -277,14 +283,17 @@ async function main(cleanup: Cleanup): Promise<number> {
   if (qos === null) throw new Error('--qos must be 0 or 1');
   const devices = Number(a.devices);
   const rates = (a.rate ?? a.rates).split(',').map(Number);
+  const rawRates = a['raw-rates'].split(',').map(Number);
   const seconds = Number(a.seconds);
-  const rawRate = Number(a['raw-rate']);
-  if (![devices, seconds, rawRate, ...rates].every((v) => Number.isFinite(v) && v > 0)) throw new Error('--devices, --rate(s), --seconds, --raw-rate must be positive numbers');
+  const rawSeconds = Number(a['raw-seconds']);
+  if (![devices, seconds, rawSeconds, ...rates, ...rawRates].every((v) => Number.isFinite(v) && v > 0)) {
+    throw new Error('--devices, --rate(s), --seconds, --raw-rates, --raw-seconds must be positive numbers');
+  }
 
   console.log(`machine: ${await machineLine()}`);
   console.log(
     `ingest: ${int(devices)} devices (fleet simulator, even mix of ev-charger/thermostat/lock, values-only announce), QoS ${qos}, ` +
-      `${seconds} s window after ${a.warmup} s warm-up; raw run at ${int(rawRate)}/s target; bridge steps ${rates.map(int).join(', ')}/s`,
+      `${a.warmup} s warm-up per step; raw steps ${a['no-raw'] ? 'none' : `${rawRates.map(int).join(', ')}/s (${rawSeconds} s each)`}; bridge steps ${rates.map(int).join(', ')}/s (${seconds} s each)`,
   );
 
   const { url: databaseUrl, db, name: dbName } = await scratchDatabase(cleanup, 'ingest');
@@ -295,19 +304,27 @@ async function main(cleanup: Cleanup): Promise<number> {
   const groups: Record<string, () => number[]> = { fleet: () => [fleetPid], mosquitto: () => [broker.process.pid], postgres: () => [] };
   const mon = new ProcMonitor(groups, dbName);
   cleanup.add('stop the process monitor', () => mon.stop());
-  const ctx: RunContext = { creds, mqttUrl: broker.url, qos, seconds, warmupS: Number(a.warmup), connectRate: Number(a['connect-rate']), mon };
+  const ctx: RunContext = { creds, mqttUrl: broker.url, qos, warmupS: Number(a.warmup), connectRate: Number(a['connect-rate']), mon };
   const steps: Step[] = [];
   await awaitQuiet();
 
   // Run A: no database.
   let raw: Step | null = null;
+  let rawSaturated: Step | null = null;
   if (!a['no-raw']) {
     const sub = await startSubscriber(cleanup, broker.url, qos);
     groups.subscriber = () => [sub.pid];
     console.log('\nrun A: fleet → Mosquitto → subscriber (no database)');
-    raw = await undisturbed(() => runFleet(ctx, 'raw', rawRate, () => sub.values(), null, ['fleet', 'subscriber', 'mosquitto']));
-    console.log(describe(raw));
-    steps.push(raw);
+    for (const rate of rawRates) {
+      const step = await undisturbed(() => runFleet(ctx, 'raw', rate, rawSeconds, () => sub.values(), null, ['fleet', 'subscriber', 'mosquitto']));
+      console.log(describe(step));
+      steps.push(step);
+      if (!step.keptUp) {
+        rawSaturated = step;
+        break;
+      }
+      raw = step;
+    }
     sub.stop();
     delete groups.subscriber;
   }
@@ -324,6 +341,7 @@ async function main(cleanup: Cleanup): Promise<number> {
         ctx,
         'bridge',
         rate,
+        seconds,
         async () => (await bridge.stats()).telemetryRows,
         async () => (await bridge.stats()).buffered,
         ['fleet', 'bridge', 'mosquitto'],
@@ -382,9 +400,12 @@ async function main(cleanup: Cleanup): Promise<number> {
     !!best && best.rate >= TARGET_RATE * 0.98,
     best ? `${int(best.rate)} rows/s stored at the ${int(best.target)}/s step (e2e ${int(best.e2eRate)}/s), bridge RSS peak ${mib(best.rss.bridge ?? 0)}, CPU ${pct(best.cpu.bridge ?? 0)}` : 'no step kept up',
   );
-  if (raw) {
-    const ratio = best ? best.rate / raw.rate : 0;
-    targets.add(`ratio to the raw broker ≥ ${TARGET_RATIO}`, ratio >= TARGET_RATIO, `${ratio.toFixed(2)} (${int(best?.rate ?? 0)} / ${int(raw.rate)} delivered/s raw)`);
+  if (!a['no-raw']) {
+    const ratio = best && raw ? best.rate / raw.rate : 0;
+    const rawText = raw
+      ? `${int(raw.rate)}/s raw (the ${int(raw.target)}/s step${rawSaturated ? `; the ${int(rawSaturated.target)}/s step did not keep up: ${rawSaturated.note}` : '; every raw step kept up, so the raw rate is at least this'})`
+      : 'no raw step kept up';
+    targets.add(`ratio to the raw broker ≥ ${TARGET_RATIO}`, ratio >= TARGET_RATIO, `${ratio.toFixed(2)} (${int(best?.rate ?? 0)} stored/s over ${rawText})`);
   }
   targets.print();
   return targets.exitCode(a.check);
