@@ -6,7 +6,7 @@ import { route } from '../http/route';
 import { alertRuleBody, alertRuleSchema, alertRulesQuery, alertSchema, alertsQuery, deviceAlertsQuery, deviceParams, errorResponse, idParams, page } from '../schemas';
 import { NotFoundError } from '../../domain/errors';
 import { createAlertRule, deleteAlertRule, getAlertRule, listAlertRules, listAlerts } from '../../db/repositories/alerts';
-import { getDevicePresence } from '../../db/repositories/device-state';
+import { requireDevice } from '../require-device';
 
 export function alertRoutes(d: ApiDeps) {
   return [
@@ -31,7 +31,7 @@ export function alertRoutes(d: ApiDeps) {
       query: deviceAlertsQuery,
       responses: { 200: { description: 'a page of alerts', schema: page(alertSchema) }, 404: errorResponse('no such device') },
       handler: async ({ params, query }) => {
-        if (!(await getDevicePresence(d.db, params.id))) throw new NotFoundError('device', params.id);
+        await requireDevice(d.db, params.id);
         return listAlerts(d.db, { ...query, deviceId: params.id });
       },
     }),
@@ -57,7 +57,7 @@ export function alertRoutes(d: ApiDeps) {
       status: 201,
       responses: { 201: { description: 'the rule; it applies to the next value', schema: alertRuleSchema }, 404: errorResponse('no such device') },
       handler: async ({ body, principal }) => {
-        if (body.deviceId && !(await getDevicePresence(d.db, body.deviceId))) throw new NotFoundError('device', body.deviceId);
+        if (body.deviceId) await requireDevice(d.db, body.deviceId);
         return createAlertRule(d.db, { ...body, companyId: principal.companyId, createdBy: principal.tokenId });
       },
     }),

@@ -10,12 +10,11 @@
 import type { ApiDeps } from '../deps';
 import { route } from '../http/route';
 import { configPatchBody, configSchema, deviceParams, errorResponse } from '../schemas';
-import { NotFoundError } from '../../domain/errors';
 import type { DesiredConfigMessage } from '../../domain/device-messages';
 import { pendingSettings } from '../../domain/settings';
 import { topics } from '../../domain/topics';
 import { getConfig, patchDesiredConfig, type DeviceConfig } from '../../db/repositories/device-config';
-import { getDevicePresence } from '../../db/repositories/device-state';
+import { requireDevice } from '../require-device';
 
 function view(c: DeviceConfig) {
   const pending = pendingSettings(c.desired, c.reported);
@@ -34,10 +33,6 @@ function view(c: DeviceConfig) {
 }
 
 export function deviceConfigRoutes(d: ApiDeps) {
-  async function exists(id: string) {
-    if (!(await getDevicePresence(d.db, id))) throw new NotFoundError('device', id);
-  }
-
   return [
     route({
       method: 'get',
@@ -48,7 +43,7 @@ export function deviceConfigRoutes(d: ApiDeps) {
       params: deviceParams,
       responses: { 200: { description: 'the configuration', schema: configSchema }, 404: errorResponse('no such device') },
       handler: async ({ params }) => {
-        await exists(params.id);
+        await requireDevice(d.db, params.id);
         return view(await getConfig(d.db, params.id));
       },
     }),
@@ -67,7 +62,7 @@ export function deviceConfigRoutes(d: ApiDeps) {
         404: errorResponse('no such device'),
       },
       handler: async ({ params, body, principal }) => {
-        await exists(params.id);
+        await requireDevice(d.db, params.id);
         // Stored first, then published: a failed publish leaves the change pending, and the
         // bridge re-sends it when the device is next seen.
         const c = await patchDesiredConfig(d.db, params.id, body, principal.tokenId);

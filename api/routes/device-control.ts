@@ -11,7 +11,7 @@ import { newEntityId } from '../../domain/ids';
 import { homieId, RDM_EXTENSION, HOMIE_ROOT, topics } from '../../domain/topics';
 import { controlTarget, type ControlTarget } from '../../db/repositories/control-targets';
 import { listSensors } from '../../db/repositories/device-properties';
-import { getDevicePresence } from '../../db/repositories/device-state';
+import { requireDevice } from '../require-device';
 import { finishCommand, getCommand, insertCommand, listCommands } from '../../db/repositories/diagnostic-commands';
 
 const DEFAULT_REPLY_TIMEOUT_MS = 5_000;
@@ -35,8 +35,7 @@ export function deviceControlRoutes(d: ApiDeps) {
       params: deviceParams,
       responses: { 200: { description: 'the sensors, by node then property', schema: sensorsSchema }, 404: errorResponse('no such device') },
       handler: async ({ params }) => {
-        const [presence, items] = await Promise.all([getDevicePresence(d.db, params.id), listSensors(d.db, params.id)]);
-        if (!presence) throw new NotFoundError('device', params.id);
+        const [presence, items] = await Promise.all([requireDevice(d.db, params.id), listSensors(d.db, params.id)]);
         return { deviceId: params.id, online: presence.online, items };
       },
     }),

@@ -3,8 +3,8 @@ import type { ApiDeps } from '../deps';
 import { route } from '../http/route';
 import { deviceParams, errorResponse, logSchema, logsQuery, page, telemetryBucketSchema, telemetryPointSchema, telemetryQuery } from '../schemas';
 import { z } from 'zod';
-import { NotFoundError, ValidationError } from '../../domain/errors';
-import { getDevicePresence } from '../../db/repositories/device-state';
+import { ValidationError } from '../../domain/errors';
+import { requireDevice } from '../require-device';
 import { listLogs } from '../../db/repositories/device-logs';
 import { queryTelemetry, telemetryBuckets } from '../../db/repositories/telemetry';
 
@@ -14,10 +14,6 @@ const telemetryResponse = z.union([
 ]);
 
 export function diagnosticsRoutes(d: ApiDeps) {
-  async function exists(id: string) {
-    if (!(await getDevicePresence(d.db, id))) throw new NotFoundError('device', id);
-  }
-
   return [
     route({
       method: 'get',
@@ -30,7 +26,7 @@ export function diagnosticsRoutes(d: ApiDeps) {
       responses: { 200: { description: 'points or buckets', schema: telemetryResponse }, 400: errorResponse('bad range or bucket'), 404: errorResponse('no such device') },
       handler: async ({ params, query }) => {
         if (query.from && query.to && Date.parse(query.to) <= Date.parse(query.from)) throw new ValidationError('to must be after from', [{ path: 'to', message: 'must be after from' }]);
-        await exists(params.id);
+        await requireDevice(d.db, params.id);
         if (query.bucket === undefined) return queryTelemetry(d.db, { deviceId: params.id, ...query });
         if (!query.node || !query.property || !query.from) {
           throw new ValidationError('bucketed telemetry needs node, property and from', [{ path: 'bucket', message: 'needs node, property and from' }]);
@@ -51,7 +47,7 @@ export function diagnosticsRoutes(d: ApiDeps) {
       query: logsQuery,
       responses: { 200: { description: 'a page of log records', schema: page(logSchema) }, 404: errorResponse('no such device') },
       handler: async ({ params, query }) => {
-        await exists(params.id);
+        await requireDevice(d.db, params.id);
         return listLogs(d.db, { deviceId: params.id, minLevel: query.level, from: query.from, to: query.to, limit: query.limit, cursor: query.cursor });
       },
     }),
