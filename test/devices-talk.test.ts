@@ -178,6 +178,30 @@ describe('control', () => {
   });
 });
 
+describe('who may', () => {
+  it('keeps telemetry, control and configuration from manufacturers and strangers', async () => {
+    const id = creds[0]!.deviceId;
+    const maker = await s.token('manufacturer');
+    const calls: [string, string, unknown?][] = [
+      ['GET', `/api/v1/devices/${id}/sensors`],
+      ['PUT', `/api/v1/devices/${id}/sensors/charger/relay`, { value: true }],
+      ['GET', `/api/v1/devices/${id}/config`],
+      ['PATCH', `/api/v1/devices/${id}/config`, { a: 1 }],
+      ['POST', `/api/v1/devices/${id}/commands`, { command: 'ping' }],
+      ['GET', `/api/v1/devices/${id}/telemetry`],
+      ['GET', `/api/v1/devices/${id}/logs`],
+      ['GET', '/api/v1/alerts'],
+      ['POST', '/api/v1/alert-rules', { name: 'x', node: 'charger', property: 'power', operator: '>', threshold: 1 }],
+    ];
+    for (const [method, url, body] of calls) {
+      expect((await json(await s.api(url, { method, json: body, token: maker }), 403)).error.code).toBe('forbidden');
+      expect((await json(await s.api(url, { method, json: body, token: null }), 401)).error.code).toBe('unauthorized');
+    }
+    const cfg = await s.db('device_config').where({ device_id: id }).first();
+    expect(cfg).toBeUndefined(); // the refused PATCH changed nothing
+  });
+});
+
 describe('configuration', () => {
   it('waits for an offline device and is applied when it comes back', async () => {
     const d = device({ stateDir: tmp });
