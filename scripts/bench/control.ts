@@ -2,7 +2,7 @@
 // applies and echoes → 200 with the confirmed value; p50/p90/p99/max, next to a raw MQTT
 // publish → echo round trip with the same device and broker.
 //
-//   npx tsx scripts/bench/control.ts [--count 2000] [--warmup 200] [--concurrency 8] [--check]
+//   npx tsx scripts/bench/control.ts [--count 2000] [--warmup 1000] [--concurrency 8] [--check]
 //
 // The real API in this process (buildApp, DeviceRequests over an MQTT client, PostgreSQL; the
 // control routes never call Temporal, so its connection is a lazy one that never connects), the
@@ -143,7 +143,7 @@ function devicesChild(): void {
   process.once('message', (m: { mqttUrl: string; creds: FleetCredential[] }) => {
     devices = m.creds.map((c) => new Device({ deviceId: c.deviceId, secret: c.secret, mqttUrl: m.mqttUrl, model: 'ev-charger' }));
     for (const d of devices) d.start();
-    Promise.all(devices.map((d) => d.waitConnected(30_000))).then(
+    void Promise.all(devices.map((d) => d.waitConnected(30_000))).then(
       () => process.send!({ ready: true }),
       (err: Error) => process.send!({ error: err.message }),
     );
@@ -178,7 +178,7 @@ async function main(cleanup: Cleanup): Promise<number> {
   const { values: a } = parseArgs({
     options: {
       count: { type: 'string', default: '2000' },
-      warmup: { type: 'string', default: '200' },
+      warmup: { type: 'string', default: '1000' },
       concurrency: { type: 'string', default: '8' },
       check: { type: 'boolean', default: false },
     },
@@ -284,7 +284,8 @@ async function main(cleanup: Cleanup): Promise<number> {
   console.log('\nround trips (ms; "MQTT part" is the API\'s own latencyMs: publish → echo inside the request; CPU in % of one core)');
   console.log(table(['line', 'n', 'p50', 'p90', 'p99', 'max', 'MQTT part p50 / p99', 'per s', 'api+client', 'devices', 'bridge', 'mosquitto', 'postgres', 'softirq', 'other'], lines.map(summary)));
 
-  const bs = await bridge.stats();
+  let bs = await bridge.stats();
+  for (const until = Date.now() + 10_000; bs.buffered > 0 && Date.now() < until; bs = await bridge.stats()) await sleep(50);
   console.log(`bridge meanwhile: ${bs.received} messages received, ${bs.telemetryRows} telemetry rows, ${bs.dropped} dropped`);
 
   const targets = new Targets();

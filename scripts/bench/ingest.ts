@@ -3,7 +3,7 @@
 // subscriber, no database) in the same run.
 //
 //   npx tsx scripts/bench/ingest.ts [--devices 1000] [--rates 10000,20000,30000,40000 | --rate 20000]
-//     [--seconds 15] [--raw-rates 20000,30000,...] [--raw-seconds 8] [--no-raw] [--qos 1|0] [--check]
+//     [--seconds 12] [--raw-rates 30000,40000,...] [--raw-seconds 8] [--no-raw] [--qos 1|0] [--check]
 //
 // Both runs step the fleet's target rate up (a new fleet per step, same devices) and stop at the
 // first step that does not keep up; each figure is the highest step that did.
@@ -247,6 +247,9 @@ async function undisturbed(run: () => Promise<Step>): Promise<Step> {
   return (second.cpu.other ?? 0) < (first.cpu.other ?? 0) ? second : first;
 }
 
+/** Two decimals, rounded down: a ratio of 0.498 must not read as 0.50 next to a MISS. */
+const ratioText = (r: number) => (Math.floor(r * 100) / 100).toFixed(2);
+
 function describe(s: Step): string {
   const cpu = Object.entries(s.cpu)
     .map(([k, v]) => `${k} ${pct(v)}`)
@@ -268,8 +271,8 @@ async function main(cleanup: Cleanup): Promise<number> {
       devices: { type: 'string', default: '1000' },
       rate: { type: 'string' },
       rates: { type: 'string', default: '10000,20000,30000,40000' },
-      seconds: { type: 'string', default: '15' },
-      'raw-rates': { type: 'string', default: '20000,30000,40000,50000,60000,80000' },
+      seconds: { type: 'string', default: '12' },
+      'raw-rates': { type: 'string', default: '30000,40000,50000,60000,70000' },
       'raw-seconds': { type: 'string', default: '8' },
       'no-raw': { type: 'boolean', default: false },
       warmup: { type: 'string', default: '3' },
@@ -367,7 +370,9 @@ async function main(cleanup: Cleanup): Promise<number> {
 
   // The table.
   const c = (s: Step, g: string) => (s.cpu[g] === undefined ? '' : pct(s.cpu[g]));
-  console.log(`\nsummary (QoS ${qos}, ${int(devices)} devices, ${seconds} s windows; CPU in % of one core: ${os.cpus().length} cores = ${os.cpus().length * 100} %)`);
+  console.log(
+    `\nsummary (QoS ${qos}, ${int(devices)} devices, windows of ${rawSeconds} s raw and ${seconds} s bridge; CPU in % of one core: ${os.cpus().length} cores = ${os.cpus().length * 100} %)`,
+  );
   console.log(
     table(
       ['run', 'target/s', 'sent/s', 'out/s', 'e2e/s', 'ratio', 'lost', 'drain', 'fleet', 'sub|bridge', 'mosquitto', 'postgres', 'softirq', 'other', 'machine', 'RSS sub|bridge', 'kept up'],
@@ -377,7 +382,7 @@ async function main(cleanup: Cleanup): Promise<number> {
         int(s.sentRate),
         int(s.rate),
         int(s.e2eRate),
-        raw && s.run === 'bridge' ? (s.rate / raw.rate).toFixed(2) : '',
+        raw && s.run === 'bridge' ? ratioText(s.rate / raw.rate) : '',
         int(s.lost),
         secs(s.drainMs),
         c(s, 'fleet'),
@@ -395,6 +400,7 @@ async function main(cleanup: Cleanup): Promise<number> {
   if (dropped.length) console.log(`bridge drops: ${dropped.map(([k, v]) => `${k} ${v}`).join(', ')}`);
 
   const targets = new Targets();
+  // A step at the target rate that kept up (stored ≥ 98 % of what was acknowledged) meets it.
   targets.add(
     `sustained ingest ≥ ${int(TARGET_RATE)} msg/s with none lost`,
     !!best && best.rate >= TARGET_RATE * 0.98,
@@ -405,7 +411,7 @@ async function main(cleanup: Cleanup): Promise<number> {
     const rawText = raw
       ? `${int(raw.rate)}/s raw (the ${int(raw.target)}/s step${rawSaturated ? `; the ${int(rawSaturated.target)}/s step did not keep up: ${rawSaturated.note}` : '; every raw step kept up, so the raw rate is at least this'})`
       : 'no raw step kept up';
-    targets.add(`ratio to the raw broker ≥ ${TARGET_RATIO}`, ratio >= TARGET_RATIO, `${ratio.toFixed(2)} (${int(best?.rate ?? 0)} stored/s over ${rawText})`);
+    targets.add(`ratio to the raw broker ≥ ${TARGET_RATIO}`, ratio >= TARGET_RATIO, `${ratioText(ratio)} (${int(best?.rate ?? 0)} stored/s over ${rawText})`);
   }
   targets.print();
   return targets.exitCode(a.check);

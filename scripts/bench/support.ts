@@ -60,7 +60,7 @@ export function runBench(main: (cleanup: Cleanup) => Promise<number>): void {
   process.once('SIGINT', () => onSignal('SIGINT'));
   process.once('SIGTERM', () => onSignal('SIGTERM'));
   let code = 1;
-  main(cleanup)
+  void main(cleanup)
     .then((c) => (code = c))
     .catch((err: unknown) => {
       console.error(err);
