@@ -149,9 +149,9 @@ it('stops promptly in the middle of a stream, and the next session gets the rest
   const t0 = Date.now();
   await first.stop(); // reading stops, what was read is written and acknowledged, then DISCONNECT
   expect(Date.now() - t0).toBeLessThan(5_000);
-  const stored = await count(ids);
-  expect(stored).toBeGreaterThan(0);
-  expect(stored).toBeLessThan(3_000);
+  // What the first session stored varies with machine load (even 0 when it had read but not yet
+  // committed a batch and the broker redelivers it); the point is the total below.
+  expect(await count(ids)).toBeLessThan(3_000);
   await publishing;
   const second = await testBridge({ databaseUrl, group, clientId });
   try {
