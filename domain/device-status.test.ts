@@ -64,7 +64,12 @@ describe('device lifecycle rules', () => {
     const reachable = new Set<DeviceStatus>(['new']);
     for (let grew = true; grew; ) {
       grew = false;
-      for (const t of TRANSITIONS) if (reachable.has(t.from) && !reachable.has(t.to)) reachable.add(t.to), (grew = true);
+      for (const t of TRANSITIONS) {
+        if (reachable.has(t.from) && !reachable.has(t.to)) {
+          reachable.add(t.to);
+          grew = true;
+        }
+      }
     }
     expect([...reachable].sort()).toEqual([...DEVICE_STATUSES].sort());
     for (const s of DEVICE_STATUSES) expect(TRANSITIONS.some((t) => t.from === s)).toBe(true);

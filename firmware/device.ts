@@ -142,7 +142,10 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   return Promise.race([p, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))]).finally(() => clearTimeout(timer));
 }
 
-// Typed events on top of EventEmitter (declaration merging with the class below).
+// Typed events on top of EventEmitter (declaration merging with the class below). The interface
+// only narrows methods the class inherits, so nothing declared here is left unimplemented.
+// (EventEmitter<Map> cannot type waitFor's generic listener.)
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export declare interface Device {
   on<K extends EventName>(event: K, listener: Listener<K>): this;
   once<K extends EventName>(event: K, listener: Listener<K>): this;
@@ -150,6 +153,7 @@ export declare interface Device {
   emit<K extends EventName>(event: K, arg: DeviceEvents[K]): boolean;
 }
 
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class Device extends EventEmitter {
   readonly deviceId: string;
   readonly model: DeviceModel;

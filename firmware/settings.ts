@@ -65,6 +65,4 @@ export function applySettings(specs: Readonly<Record<string, SettingSpec>>, inco
   return { settings, rejected };
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 export { mergePatch } from '../domain/settings';

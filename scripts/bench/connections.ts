@@ -113,7 +113,6 @@ async function main(cleanup: Cleanup): Promise<number> {
   await awaitQuiet();
 
   // The timeline: one row every `every` seconds, the phase times from 4 samples a second.
-  const rows: string[][] = [];
   const t0 = performance.now();
   const at = () => performance.now() - t0;
   let tConnected: number | null = null;
