@@ -27,10 +27,6 @@ export const TRANSITIONS: readonly TransitionRule[] = [
   { from: 'paired', to: 'free', by: ['system', 'admin'], why: 'unpaired or reset' },
 ];
 
-export function isDeviceStatus(value: unknown): value is DeviceStatus {
-  return typeof value === 'string' && (DEVICE_STATUSES as readonly string[]).includes(value);
-}
-
 export type TransitionCheck =
   | { ok: true; changed: boolean }
   | { ok: false; code: 'illegal_transition' | 'forbidden_transition' | 'device_blocked'; message: string };

@@ -2,14 +2,6 @@
 // datatypes and formats, and turning a value into its payload and back. Shared by the firmware,
 // the bridge and the API so the three agree on what a valid value is.
 
-export const HOMIE_VERSIONS = ['4.0.0', '3.0.1'] as const;
-export type HomieVersion = (typeof HOMIE_VERSIONS)[number];
-/** The major version a `$homie` payload names ("4.0.0" → 4, "3.0.1" → 3); null when unknown. */
-export function homieMajor(payload: string): 3 | 4 | null {
-  const m = /^(\d+)\./.exec(payload);
-  return m?.[1] === '4' ? 4 : m?.[1] === '3' ? 3 : null;
-}
-
 export const DEVICE_STATES = ['init', 'ready', 'disconnected', 'sleeping', 'lost', 'alert'] as const;
 export type DeviceState = (typeof DEVICE_STATES)[number];
 export function isDeviceState(value: string): value is DeviceState {
