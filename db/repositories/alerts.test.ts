@@ -1,21 +1,8 @@
-import pg from 'pg';
-import type { Db } from '../knex';
-import { createDevices, testDb } from '../../bridge/test-helpers';
-import { testEnv } from '../../test/support/env';
+import { createDevices } from '../../bridge/test-helpers';
+import { repositoryDb } from '../../test/support/db';
 import { ALERT_RULES_CHANNEL, breaches, createAlertRule, deleteAlertRule, emptyOpenAlertColumns, getAlertRule, listAlertRules, listAlerts, loadEnabledRules, openAlerts, resolveAlerts } from './alerts';
 
-let db: Db;
-let pool: pg.Pool;
-
-beforeAll(async () => {
-  db = testDb();
-  pool = new pg.Pool({ connectionString: testEnv().databaseUrl, max: 3 });
-});
-
-afterAll(async () => {
-  await pool?.end();
-  await db?.destroy();
-});
+const { db, pool } = repositoryDb(3);
 
 describe('alert rules', () => {
   it('creates, lists, loads and deletes rules, and notifies bridges of each change', async () => {

@@ -1,22 +1,9 @@
-import pg from 'pg';
-import type { Db } from '../knex';
-import { createDevices, testDb } from '../../bridge/test-helpers';
-import { testEnv } from '../../test/support/env';
+import { createDevices } from '../../bridge/test-helpers';
+import { repositoryDb } from '../../test/support/db';
 import { getConfig, markConfigSent, patchDesiredConfig, pendingConfigs, setDesiredConfig, upsertReportedConfig } from './device-config';
 import { recordCommandResults } from './command-results';
 
-let db: Db;
-let pool: pg.Pool;
-
-beforeAll(async () => {
-  db = testDb();
-  pool = new pg.Pool({ connectionString: testEnv().databaseUrl, max: 2 });
-});
-
-afterAll(async () => {
-  await pool?.end();
-  await db?.destroy();
-});
+const { db, pool } = repositoryDb();
 
 describe('device configuration', () => {
   it('has an empty default, stores reports (never an older one over a newer) and tells what is pending', async () => {

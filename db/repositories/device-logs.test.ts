@@ -1,21 +1,8 @@
-import pg from 'pg';
-import type { Db } from '../knex';
-import { createDevices, testDb } from '../../bridge/test-helpers';
-import { testEnv } from '../../test/support/env';
+import { createDevices } from '../../bridge/test-helpers';
+import { repositoryDb } from '../../test/support/db';
 import { insertLogs, listLogs, pruneLogs } from './device-logs';
 
-let db: Db;
-let pool: pg.Pool;
-
-beforeAll(async () => {
-  db = testDb();
-  pool = new pg.Pool({ connectionString: testEnv().databaseUrl, max: 2 });
-});
-
-afterAll(async () => {
-  await pool?.end();
-  await db?.destroy();
-});
+const { db, pool } = repositoryDb();
 
 function logs(deviceId: string, n: number, t0: number, level = 'info') {
   return {

@@ -1,17 +1,12 @@
-import pg from 'pg';
-import type { Db } from '../knex';
-import { createDevices, testDb } from '../../bridge/test-helpers';
-import { testEnv } from '../../test/support/env';
+import { createDevices } from '../../bridge/test-helpers';
+import { repositoryDb } from '../../test/support/db';
 import { insertTelemetry, queryTelemetry, telemetryBuckets } from './telemetry';
 
-let db: Db;
-let pool: pg.Pool;
+const { db, pool } = repositoryDb();
 let device: string;
 const T0 = Date.parse('2026-03-01T10:00:00Z');
 
 beforeAll(async () => {
-  db = testDb();
-  pool = new pg.Pool({ connectionString: testEnv().databaseUrl, max: 2 });
   [device] = (await createDevices(db, 1)) as [string];
   // temperature every 20 s for 3 minutes (0..8), plus one text value
   const n = 9;
@@ -23,11 +18,6 @@ beforeAll(async () => {
     values: [...Array.from({ length: n }, (_, i) => String(i)), 'ok'],
     nums: [...Array.from({ length: n }, (_, i) => i), null],
   });
-});
-
-afterAll(async () => {
-  await pool?.end();
-  await db?.destroy();
 });
 
 describe('telemetry', () => {
