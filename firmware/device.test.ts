@@ -126,19 +126,14 @@ describe('commands and configuration', () => {
     const { d, w, id } = await boot();
     const relay = topics.property(id, 'charger', 'relay');
     const current = topics.property(id, 'charger', 'max-current');
-    // Round trips: with TCP_NODELAY on both ends an echo takes well under a millisecond here;
-    // Nagle + delayed ACKs would make each one ~40 ms or more.
-    const rtts: number[] = [];
+    // Every set in a row is echoed. (That the echo is quick, TCP_NODELAY, is tested on the socket
+    // in runtime/mqtt-client.test.ts; round-trip times belong to scripts/bench/control.ts.)
     for (let i = 0; i < 15; i++) {
       const want = i % 2 === 0 ? 'true' : 'false';
       const n = w.history.length;
-      const t0 = performance.now();
       await platform.publishAsync(topics.set(id, 'charger', 'relay'), want, { qos: 1 });
       await w.until(() => w.history.slice(n).some((h) => h.topic === relay && h.payload === want), 3_000, `echo ${want}`);
-      rtts.push(performance.now() - t0);
     }
-    rtts.sort((a, b) => a - b);
-    expect(rtts[7]).toBeLessThan(20);
     expect(d.value('charger', 'relay')).toBe(true);
     // The echo is retained: a controller subscribing now gets it.
     const late = await TreeWatcher.open(url, relay);
@@ -182,13 +177,15 @@ describe('commands and configuration', () => {
       await w.until(() => parseReportedConfig(w.get(topics.configReported(id)) ?? '')?.version === 7, 3_000, 'reported v7');
       expect(parseReportedConfig(w.get(topics.configReported(id))!)).toEqual({ version: 7, settings: { publishIntervalMs: 100, logLevel: 'debug', site: { floor: 2 }, bogus: 1 } });
       await w.until(() => logsOf(w, id).some((l) => l.level === 'error' && l.message === 'setting rejected'), 3_000, 'error log');
-      // The new interval is in effect: ~10 publishes of each value per second.
+      // The new interval (100 ms, from 60 s) is in effect: publishes keep coming, and never faster
+      // than the interval allows (a busy machine only delays them; no lower bound on the pace).
       const energy = topics.property(id, 'charger', 'energy');
-      const n0 = w.history.filter((h) => h.topic === energy).length;
-      await new Promise((r) => setTimeout(r, 1_000));
-      const n1 = w.history.filter((h) => h.topic === energy).length;
-      expect(n1 - n0).toBeGreaterThanOrEqual(7);
-      expect(n1 - n0).toBeLessThanOrEqual(12);
+      const published = () => w.history.filter((h) => h.topic === energy).length;
+      const n0 = published();
+      const t0 = performance.now();
+      await w.until(() => published() >= n0 + 5, 15_000, 'five publishes at the new interval');
+      const n1 = published();
+      expect(n1 - n0).toBeLessThanOrEqual((3 * (performance.now() - t0)) / 100 + 1);
 
       // The same version again (as on every reconnection) changes nothing; a new one applies.
       const second = d.waitFor('config-applied', 3_000);
@@ -255,12 +252,15 @@ describe('commands and configuration', () => {
     const { d, w, id } = await boot({ rebootDelayMs: 200 });
     await new Promise((r) => setTimeout(r, 300));
     const connectedAgain = d.waitFor('connected', 5_000);
+    const rebootAsked = performance.now();
     expect(await command(w, id, 'reboot-1', { command: 'reboot' })).toEqual({ ok: true, result: { rebooting: true } });
     await connectedAgain;
     await w.value(topics.state(id), 'ready');
     expect(w.states(id)).toEqual(['init', 'ready', 'disconnected', 'init', 'ready']);
     const ping = await command(w, id, 'ping-after', { command: 'ping' });
-    expect((ping.result as { uptimeMs: number }).uptimeMs).toBeLessThan(300);
+    // Fresh: counted from the boot after the reboot, so shorter than the time since the reboot was
+    // asked for (an uptime carried over would be longer: it began 300 ms before that).
+    expect((ping.result as { uptimeMs: number }).uptimeMs).toBeLessThan(performance.now() - rebootAsked);
   });
 
   it('a retained command (it would run again on every connection) is not obeyed', async () => {

@@ -38,8 +38,18 @@ describe('embedded MQTT broker', () => {
 
   test('delivers QoS 1 publishes between clients, without Nagle delays (TCP_NODELAY on the broker side)', async () => {
     expect(broker.url).toMatch(/^mqtt:\/\/127\.0\.0\.1:\d+$/);
+    const noDelay = jest.spyOn(net.Socket.prototype, 'setNoDelay');
     const sub = await connect(broker.url);
     const pub = await connect(broker.url);
+    // The broker's end of each connection (local port: the broker's; remote: the client's) has it.
+    const brokerPort = Number(new URL(broker.url).port);
+    const brokerSideNoDelay = (c: MqttClient) =>
+      noDelay.mock.contexts.some((s, i) => {
+        const socket = s as net.Socket;
+        return socket.localPort === brokerPort && socket.remotePort === (c.stream as net.Socket).localPort && noDelay.mock.calls[i]![0] !== false;
+      });
+    expect([brokerSideNoDelay(sub), brokerSideNoDelay(pub)]).toEqual([true, true]);
+    noDelay.mockRestore();
     // Round trips from the client side need no-delay too (mqtt.js never sets it).
     for (const c of [sub, pub]) (c.stream as net.Socket).setNoDelay(true);
     await sub.subscribeAsync('devices/+/telemetry', { qos: 1 });
@@ -50,6 +60,7 @@ describe('embedded MQTT broker', () => {
 
     // A device echo (command → device → reply, QoS 1 both ways), the pattern where Nagle + delayed
     // ACK bite: measured here ~44 ms per round trip without no-delay on the broker's sockets, ~0.6 with.
+    // Printed, not asserted: a busy machine slows round trips too (the socket option is asserted above).
     await sub.subscribeAsync('devices/d1/commands', { qos: 1 });
     sub.on('message', (topic, payload) => {
       if (topic === 'devices/d1/commands') sub.publish('devices/d1/replies', payload, { qos: 1 });
@@ -66,7 +77,6 @@ describe('embedded MQTT broker', () => {
     times.sort((a, b) => a - b);
     const p50 = times[Math.floor(times.length / 2)]!;
     process.stdout.write(`embedded broker: start ${startMs} ms, QoS 1 echo round trip p50 ${p50.toFixed(2)} ms, max ${times.at(-1)!.toFixed(2)} ms\n`);
-    expect(p50).toBeLessThan(15);
   });
 
   test('delivers a retained message to a later subscriber', async () => {
