@@ -41,7 +41,7 @@ maybe('embedded Mosquitto', () => {
     await b.subscribeAsync('$share/g/t/#', { qos: 1 });
     const pub = await connect(broker.url, 'share-pub');
     for (let i = 0; i < 200; i++) await pub.publishAsync(`t/${i}`, String(i), { qos: 1 });
-    const until = Date.now() + 5_000;
+    const until = Date.now() + 15_000; // a deadline, not a speed: a busy machine only delays delivery
     while (got.a + got.b < 200 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     expect(got.a + got.b).toBe(200);
     expect(got.a).toBeGreaterThan(0);
