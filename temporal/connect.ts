@@ -1,7 +1,0 @@
-// The Temporal client, for the API and for activities that talk to other workflows.
-import { Client, Connection } from '@temporalio/client';
-
-export async function connectClient(address: string, namespace: string): Promise<Client> {
-  const connection = await Connection.connect({ address });
-  return new Client({ connection, namespace });
-}
