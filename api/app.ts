@@ -1,7 +1,8 @@
 // Builds the Express app: routes declared in api/routes, validated and documented by api/http.
 import express from 'express';
 import type { ApiDeps } from './deps';
-import { authenticator } from './http/auth';
+import { authenticator, type AuthOptions } from './http/auth';
+import { DEFAULT_EXPORT_LIMITS, ExportGate, type ExportLimits } from './exports';
 import { errorHandler, notFoundHandler } from './http/errors';
 import { API_BASE, mount, type RouteSpec } from './http/route';
 import { batchRoutes } from './routes/batches';
@@ -13,20 +14,27 @@ import { deviceConfigRoutes } from './routes/device-config';
 import { deviceControlRoutes } from './routes/device-control';
 import { diagnosticsRoutes } from './routes/diagnostics';
 
-export function buildApp(d: ApiDeps): express.Express {
+export interface AppLimits {
+  exports?: ExportLimits;
+  auth?: AuthOptions;
+}
+
+export function buildApp(d: ApiDeps, limits: AppLimits = {}): express.Express {
+  const downloads = new ExportGate(limits.exports ?? DEFAULT_EXPORT_LIMITS, d.log);
   const routes: RouteSpec[] = [];
-  routes.push(...healthRoutes(d, () => routes), ...batchRoutes(d), ...deviceRoutes(d), ...tokenRoutes(d));
+  routes.push(...healthRoutes(d, () => routes), ...batchRoutes(d, downloads), ...deviceRoutes(d), ...tokenRoutes(d));
   routes.push(...deviceControlRoutes(d), ...deviceConfigRoutes(d), ...diagnosticsRoutes(d), ...alertRoutes(d));
 
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple'); // no nested objects from ?a[b]=c
-  app.use(express.json({ limit: '1mb' }));
-  const authenticate = authenticator(d.db, d.adminToken);
+  const authenticate = authenticator(d.db, d.adminToken, limits.auth);
+  // Bodies are parsed per route, after authentication (api/http/route.ts mount).
+  const parseBody = express.json({ limit: '1mb' });
   const root = express.Router();
   const api = express.Router();
-  mount(root, routes.filter((r) => r.base === ''), authenticate);
-  mount(api, routes.filter((r) => r.base !== ''), authenticate);
+  mount(root, routes.filter((r) => r.base === ''), authenticate, parseBody);
+  mount(api, routes.filter((r) => r.base !== ''), authenticate, parseBody);
   app.use(root);
   app.use(API_BASE, api);
   app.use(notFoundHandler);

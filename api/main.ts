@@ -1,6 +1,7 @@
 // The API process: `npm run api`. Configuration is read once; migrations run at start.
 import { Client, Connection } from '@temporalio/client';
 import { buildApp } from './app';
+import { listen } from './http/server';
 import { DeviceRequests } from './device-requests';
 import { ensureBootstrapAdmin, ADMIN_TOKEN_FILE } from './bootstrap-admin';
 import { createDb } from '../db/knex';
@@ -52,11 +53,14 @@ async function main() {
       { name: 'temporal', check: async () => void (await connection.workflowService.getSystemInfo({})) },
       { name: 'mqtt', check: async () => { if (!mqtt.connected) throw new Error(`not connected to ${redactUrl(addr.mqttUrl)}`); } },
     ],
-  });
+  }, { exports: { concurrency: cfg.EXPORT_CONCURRENCY, stallTimeoutMs: cfg.EXPORT_STALL_TIMEOUT_S * 1000 } });
 
-  const server = app.listen(cfg.PORT, cfg.HOST);
-  server.on('error', (err) => exitWith(log, `PORT: cannot listen on ${cfg.HOST}:${cfg.PORT}: ${err.message}`));
-  server.on('listening', () => log.info({ url: `http://${cfg.HOST}:${cfg.PORT}` }, 'api listening'));
+  const server = await listen(app, cfg.PORT, cfg.HOST, {
+    headersTimeoutMs: cfg.HTTP_HEADERS_TIMEOUT_S * 1000,
+    requestTimeoutMs: cfg.HTTP_REQUEST_TIMEOUT_S * 1000,
+    keepAliveTimeoutMs: cfg.HTTP_KEEP_ALIVE_TIMEOUT_S * 1000,
+  }).catch((err: Error) => exitWith(log, `PORT: cannot listen on ${cfg.HOST}:${cfg.PORT}: ${err.message}`));
+  log.info({ url: `http://${cfg.HOST}:${cfg.PORT}` }, 'api listening');
 
   onShutdown(log, async () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));

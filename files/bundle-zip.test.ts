@@ -64,7 +64,7 @@ describe('bundleZip', () => {
       const row = syntheticRow(i);
       expect(image.name).toBe(qrFileName(row.deviceId));
       expect(image.method).toBe(0);
-      expect(lines[i + 1]!.startsWith(`${row.deviceId},`)).toBe(true);
+      expect(lines[i + 1]!.startsWith(`"${row.deviceId}",`)).toBe(true);
       if (i % 10 === 0 && !image.data.equals(qrPng(row.qrPayload))) throw new Error(`${image.name} is not its row's code`);
     });
     for (const i of [0, 1, 1234, count - 1]) {

@@ -6,17 +6,38 @@ import { DEVICE_CSV_COLUMNS, deviceCsvValues, type DeviceExportRow } from './dev
 const CHUNK_CHARS = 64 * 1024;
 
 // Spreadsheets (Excel, LibreOffice, Google Sheets) evaluate a cell that starts with one of these
-// as a formula, so a crafted `info` such as `=HYPERLINK(...)` would run when the factory opens the
-// file (OWASP "CSV injection"). A leading apostrophe makes them show the text as typed.
-const FORMULA_TRIGGER = /^[=+\-@\t\r]/;
-const NEEDS_QUOTES = /[",\r\n]/;
+// as a formula (or a DDE call), so a crafted `info` such as `=HYPERLINK(...)` would run when the
+// factory opens the file (OWASP "CSV injection"). A cell is not only a whole field: a spreadsheet
+// set to another separator (`;` in most of Europe, tab) or trimming spaces splits or strips a
+// field differently, so `note;=1+2` or ` =1` is a formula there. Every place where a cell can
+// begin (the field's start, after , ; tab or a line break), followed by blanks or quotes and a
+// trigger (ASCII or full-width), gets an apostrophe, which makes a spreadsheet show the text as
+// typed. Apostrophes already there count as part of the lead, so the guard can be undone exactly
+// (unguardFormulas): IDs, secrets, URLs and dates never begin a cell with a trigger and pass as is.
+const TRIGGERS = '=+\\-@|\uFF1D\uFF0B\uFF0D\uFF20\uFF5C';
+const CELL_START = '(?<=^|[,;\\t\\r\\n])';
+const LEAD = `'*[ "\\v\\f\\u00A0\\u3000]*[${TRIGGERS}]`;
+const UNGUARDED = new RegExp(`${CELL_START}(?=${LEAD})`, 'g');
+const GUARDED = new RegExp(`${CELL_START}'(?=${LEAD})`, 'g');
 
-/** One CSV field: numbers as is, null/undefined empty, text guarded against formulas then quoted if needed. */
+/** The text with an apostrophe where a spreadsheet, in any common locale, would start a formula. */
+export function guardFormulas(text: string): string {
+  return text.replace(UNGUARDED, "'");
+}
+
+/** The exact inverse of guardFormulas (the reference firmware reads devices.csv with it). */
+export function unguardFormulas(text: string): string {
+  return text.replace(GUARDED, '');
+}
+
+/**
+ * One CSV field: numbers as is, null/undefined empty, text guarded against formulas and always
+ * quoted (a quoted field is one cell in every reader, whatever separator characters it holds).
+ */
 export function csvField(value: string | number | null | undefined): string {
   if (value === null || value === undefined) return '';
   if (typeof value === 'number') return String(value);
-  const text = FORMULA_TRIGGER.test(value) ? `'${value}` : value;
-  return NEEDS_QUOTES.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  return `"${guardFormulas(value).replace(/"/g, '""')}"`;
 }
 
 /** One CSV record, CRLF-terminated as RFC 4180 asks. */

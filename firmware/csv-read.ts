@@ -1,5 +1,6 @@
 // Reading devices.csv back (files/csv.ts writes it): RFC 4180 records, quoted fields with ""
 // escapes and line breaks inside, CRLF or LF, an optional UTF-8 BOM.
+import { unguardFormulas } from '../files/csv';
 
 /** Every record of a CSV text, fields as written (quotes removed, nothing else changed). */
 export function parseCsv(text: string): string[][] {
@@ -49,13 +50,8 @@ export function parseCsv(text: string): string[][] {
   return rows;
 }
 
-// files/csv.ts puts an apostrophe before a field starting with one of these (spreadsheets would
-// run it as a formula); the apostrophe is removed only there, so any other text keeps its own.
-const GUARDED = /^'[=+\-@\t\r]/;
-
-export function unguardFormula(field: string): string {
-  return GUARDED.test(field) ? field.slice(1) : field;
-}
+/** files/csv.ts puts an apostrophe where a spreadsheet would start a formula; this takes it away again. */
+export const unguardFormula = unguardFormulas;
 
 /** Records as objects keyed by the header's column names, formula guards removed. */
 export function csvObjects(text: string): { columns: string[]; rows: Record<string, string>[] } {

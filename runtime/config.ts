@@ -49,6 +49,16 @@ const schema = z.object({
   LOG_RETENTION_PER_DEVICE: z.coerce.number().int().min(1).max(10_000_000).default(10_000),
   /** How long a set or a diagnostic command waits for the device's answer before 504. */
   DEVICE_REPLY_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(5_000),
+  /** The API server's limits (api/http/server.ts, docs/api.md "Limits and timeouts"). */
+  HTTP_HEADERS_TIMEOUT_S: z.coerce.number().min(1).max(600).default(20),
+  HTTP_REQUEST_TIMEOUT_S: z.coerce.number().min(1).max(3_600).default(60),
+  HTTP_KEEP_ALIVE_TIMEOUT_S: z.coerce.number().min(1).max(3_600).default(65),
+  /** Downloads (devices.csv, bundle.zip) streamed at once, and how long one may wait on a client that stopped reading. */
+  EXPORT_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(4),
+  EXPORT_STALL_TIMEOUT_S: z.coerce.number().min(1).max(3_600).default(30),
+}).refine((c) => c.HTTP_HEADERS_TIMEOUT_S <= c.HTTP_REQUEST_TIMEOUT_S, {
+  path: ['HTTP_HEADERS_TIMEOUT_S'],
+  message: 'must not exceed HTTP_REQUEST_TIMEOUT_S (the headers are part of the request)',
 });
 
 export type Env = z.infer<typeof schema>;

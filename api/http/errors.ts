@@ -3,7 +3,8 @@
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import { ZodError } from 'zod';
-import { AppError, ValidationError } from '../../domain/errors';
+import { KnexTimeoutError } from 'knex';
+import { AppError, UnavailableError, ValidationError } from '../../domain/errors';
 import type { Logger } from '../../runtime/logger';
 
 export function zodToValidationError(err: ZodError, where: string): ValidationError {
@@ -27,6 +28,8 @@ export function errorHandler(log: Logger) {
     let e: AppError;
     if (err instanceof AppError) e = err;
     else if (err instanceof ZodError) e = zodToValidationError(err, 'body');
+    // Every pooled connection stayed busy for acquireConnectionTimeout: overload, not a bug.
+    else if (err instanceof KnexTimeoutError) e = new UnavailableError('the database is busy; retry shortly');
     else if (isBodyParserError(err)) e = new AppError(err.status, err.status === 413 ? 'payload_too_large' : 'malformed_body', err.status === 413 ? 'the request body is too large' : 'the request body is not valid JSON');
     else {
       const id = randomUUID();

@@ -1,9 +1,9 @@
 // A route is declared once, as data: its path, permission, zod schemas and handler. The same
 // declaration mounts the Express handler (with validation) and writes the OpenAPI document,
 // so the document can never drift from what the API accepts.
-import type { Request, Response, Router } from 'express';
+import type { Request, RequestHandler, Response, Router } from 'express';
 import { z, ZodError } from 'zod';
-import { requirePermission, type Authenticate, type Permission, type Principal } from './auth';
+import { authorize, type Authenticate, type Permission, type Principal } from './auth';
 import { zodToValidationError } from './errors';
 
 /** Where the versioned API lives; health checks sit at the root. */
@@ -70,10 +70,11 @@ function parse<T>(schema: z.ZodType<T> | undefined, value: unknown, where: strin
   }
 }
 
-export function mount(router: Router, routes: RouteSpec[], authenticate: Authenticate): void {
+export function mount(router: Router, routes: RouteSpec[], authenticate: Authenticate, parseBody: RequestHandler): void {
   for (const r of routes) {
-    router[r.method](r.path, async (req, res) => {
-      const principal = r.permission ? requirePermission(await authenticate(req), r.permission) : (null as unknown as Principal);
+    // Who is calling is settled first: a body is read only for a caller allowed to send it.
+    router[r.method](r.path, authorize(authenticate, r.permission), ...(r.body ? [parseBody] : []), async (req: Request, res: Response) => {
+      const principal = res.locals.principal as Principal;
       const params = parse(r.params, req.params, 'params');
       const query = parse(r.query, req.query, 'query');
       if (r.body && req.body === undefined) throw zodToValidationError(new ZodError([{ code: 'custom', path: [], message: 'a JSON body is required', input: undefined }]), 'body');

@@ -1,5 +1,4 @@
 // Batches: provisioning (stage 1) and the manufacturer's downloads.
-import { pipeline } from 'node:stream/promises';
 import { WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { z } from 'zod';
 import type { ApiDeps } from '../deps';
@@ -17,7 +16,7 @@ import { countDevicesByStatus, getBatch, listBatches } from '../../db/repositori
 import { getBulkOperation } from '../../db/repositories/bulk-operations';
 import { batchCsv } from '../../files/csv';
 import { bundleZip } from '../../files/bundle-zip';
-import { batchExportRows } from '../exports';
+import { batchExportRows, type ExportGate } from '../exports';
 import { actorOf, assertMayTarget } from './status-rules';
 import type { batchProvisioning } from '../../workflows/batch-provisioning';
 import type { bulkStatus } from '../../workflows/bulk-status';
@@ -37,7 +36,7 @@ function pendingBatch({ createdBy: _by, ...b }: NewBatch): Batch {
   return { ...b, provisioning: { status: 'provisioning', devicesCreated: 0, workflowsStarted: 0, devicesReadyAt: null, readyAt: null }, createdAt: new Date().toISOString() };
 }
 
-export function batchRoutes(d: ApiDeps) {
+export function batchRoutes(d: ApiDeps, downloads: ExportGate) {
   async function batchOr404(id: string): Promise<Batch> {
     const batch = await getBatch(d.db, id);
     if (!batch) throw new NotFoundError('batch', id);
@@ -141,11 +140,11 @@ export function batchRoutes(d: ApiDeps) {
         200: { description: 'CSV, streamed', contentType: 'text/csv' },
         404: errorResponse('no such batch'),
         409: errorResponse('the batch is still being provisioned'),
+        503: errorResponse('as many downloads are running as the server streams at once; retry after Retry-After seconds'),
       },
       handler: async ({ res, params }) => {
         const batch = await readyForExport(params.id);
-        res.status(200).type('text/csv; charset=utf-8').attachment(downloadName(batch, 'csv')).setHeader('Cache-Control', 'no-store');
-        await pipeline(batchCsv(batchExportRows(d.db, d.credentials, batch, d.publicMqttUrl ?? null)), res);
+        await downloads.send(res, { type: 'text/csv; charset=utf-8', name: downloadName(batch, 'csv') }, () => batchCsv(batchExportRows(d.db, d.credentials, batch, d.publicMqttUrl ?? null)));
       },
     }),
 
@@ -160,11 +159,11 @@ export function batchRoutes(d: ApiDeps) {
         200: { description: 'zip, streamed', contentType: 'application/zip' },
         404: errorResponse('no such batch'),
         409: errorResponse('the batch is still being provisioned'),
+        503: errorResponse('as many downloads are running as the server streams at once; retry after Retry-After seconds'),
       },
       handler: async ({ res, params }) => {
         const batch = await readyForExport(params.id);
-        res.status(200).type('application/zip').attachment(downloadName(batch, 'zip')).setHeader('Cache-Control', 'no-store');
-        await pipeline(bundleZip(() => batchExportRows(d.db, d.credentials, batch, d.publicMqttUrl ?? null)), res);
+        await downloads.send(res, { type: 'application/zip', name: downloadName(batch, 'zip') }, () => bundleZip(() => batchExportRows(d.db, d.credentials, batch, d.publicMqttUrl ?? null)));
       },
     }),
 

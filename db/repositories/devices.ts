@@ -120,16 +120,36 @@ export async function listDevices(db: Db, f: DeviceFilter): Promise<Page<Device>
   return toPage(rows, f.limit, toDevice, (r) => [r.id]);
 }
 
-/** For exports: a batch's devices in seq order, streamed from a server-side cursor. */
-export async function* streamBatchDevices(
-  db: Db,
-  batchId: string,
-): AsyncGenerator<{ id: string; status: DeviceStatus; secret_generation: number; model: string | null; created_at: Date }> {
-  const stream = db('devices').where({ batch_id: batchId }).orderBy('seq').select('id', 'status', 'secret_generation', 'model', 'created_at').stream({ highWaterMark: 1000 });
-  try {
-    for await (const row of stream) yield row;
-  } finally {
-    stream.destroy();
+export interface ExportDevice {
+  id: string;
+  seq: number;
+  status: DeviceStatus;
+  secret_generation: number;
+  model: string | null;
+  created_at: Date;
+}
+
+/** Devices of a batch with seq > afterSeq, in seq order: one short keyset query on (batch_id, seq). */
+export async function batchDevicesAfter(db: Db, batchId: string, afterSeq: number, limit: number): Promise<ExportDevice[]> {
+  return db('devices')
+    .where({ batch_id: batchId })
+    .andWhere('seq', '>', afterSeq)
+    .orderBy('seq')
+    .limit(limit)
+    .select('id', 'seq', 'status', 'secret_generation', 'model', 'created_at');
+}
+
+/**
+ * For exports: a batch's devices in seq order, page by page. Each page is its own query, so no
+ * pooled connection is held while the caller (a client downloading at its own pace) is slow.
+ */
+export async function* streamBatchDevices(db: Db, batchId: string, pageSize = 1000): AsyncGenerator<ExportDevice> {
+  let after = -1;
+  for (;;) {
+    const rows = await batchDevicesAfter(db, batchId, after, pageSize);
+    yield* rows;
+    if (rows.length < pageSize) return;
+    after = rows[rows.length - 1]!.seq;
   }
 }
 

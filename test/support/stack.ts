@@ -5,6 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
 import { buildApp } from '../../api/app';
+import { DEFAULT_EXPORT_LIMITS, type ExportLimits } from '../../api/exports';
+import { DEFAULT_SERVER_LIMITS, listen, type ServerLimits } from '../../api/http/server';
 import { DeviceRequests } from '../../api/device-requests';
 import { connectMqtt } from '../../runtime/mqtt-client';
 import { CredentialDeriver, newApiToken, sha256Hex } from '../../domain/credentials';
@@ -33,7 +35,17 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(opts: { worker?: boolean; bulkWaitMs?: number; acceptWaitMs?: number; replyTimeoutMs?: number } = {}): Promise<Stack> {
+export interface StackOptions {
+  worker?: boolean;
+  bulkWaitMs?: number;
+  acceptWaitMs?: number;
+  replyTimeoutMs?: number;
+  /** The HTTP server's limits (api/http/server.ts), as api/main.ts sets them from the configuration. */
+  server?: Partial<ServerLimits>;
+  exports?: Partial<ExportLimits>;
+}
+
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const env = testEnv();
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -76,10 +88,8 @@ export async function startStack(opts: { worker?: boolean; bulkWaitMs?: number; 
       { name: 'postgres', check: async () => void (await db.raw('select 1')) },
       { name: 'temporal', check: async () => void (await connection.workflowService.getSystemInfo({})) },
     ],
-  });
-  const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
+  }, { exports: { ...DEFAULT_EXPORT_LIMITS, ...opts.exports } });
+  const server: Server = await listen(app, 0, '127.0.0.1', { ...DEFAULT_SERVER_LIMITS, ...opts.server });
   const port = (server.address() as { port: number }).port;
   const baseUrl = `http://127.0.0.1:${port}`;
 
