@@ -168,6 +168,31 @@ describe('buildPlan', () => {
     expect(R.deviceIds.map((d, i) => [d, R.ruleIds[i], R.atMs[i]])).toEqual([[D2, 'R2', 1_005]]);
   });
 
+  it('a rule out of a device’s scope skips only that rule: the other rules, the value and last-seen still count', async () => {
+    const D3 = 'CDEFGHJKMNPQ';
+    // Rules on one property, in index order: scoped to D2, to model m1 (D1), then to every device.
+    const rules = new RuleSet([
+      rule({ id: 'only-d2', deviceId: D2 }),
+      rule({ id: 'only-m1', model: 'm1' }),
+      rule({ id: 'all', threshold: 40 }),
+    ]);
+    const plan = await buildPlan(
+      batch([
+        [topics.property(D1, 'env', 'temperature'), '50'],
+        [topics.property(D2, 'env', 'temperature'), '50'],
+        [topics.property(D3, 'env', 'temperature'), '50'],
+      ]),
+      context({ rules }),
+    );
+    const O = plan.openAlerts;
+    expect(O.deviceIds.map((d, i) => `${d}:${O.ruleIds[i]}`).sort()).toEqual(
+      [`${D1}:only-m1`, `${D1}:all`, `${D2}:only-d2`, `${D2}:all`, `${D3}:all`].sort(),
+    );
+    expect(plan.kinds.value).toBe(3);
+    expect(plan.devices.deviceIds).toEqual([D1, D2, D3].sort());
+    expect(plan.devices.seenMs.every((s) => s !== null)).toBe(true);
+  });
+
   it('stores logs, reported configs (last per device) and command results (first per request)', async () => {
     const plan = await buildPlan(
       batch([

@@ -267,7 +267,7 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
           const watching = rules.for(p.node, p.property);
           if (watching) {
             for (const rule of watching) {
-              if (!ruleApplies(rule, device)) return;
+              if (!ruleApplies(rule, device)) continue; // out of this rule's scope; the next rule may apply
               const breached = breaches(rule.operator, num, rule.threshold);
               const k = deviceId + SEP + rule.id;
               let a = ruleAlerts.get(k);
