@@ -48,6 +48,16 @@ describe('device properties', () => {
     expect(await getSensor(db, d, 'env', 'temperature')).toMatchObject({ datatype: 'string', settable: false, unit: '°C', value: '21.5' });
   });
 
+  it('a cleared $retained goes back to Homie’s default (retained), like every other attribute', async () => {
+    const [d] = (await createDevices(db, 1)) as [string];
+    await ensureProperties(pool, { deviceIds: [d], nodes: ['env'], properties: ['button'] });
+    const describe = (patch: object) => describeProperties(pool, { deviceIds: [d], nodes: ['env'], properties: ['button'], patches: [JSON.stringify(patch)], atMs: [T] });
+    await describe({ retained: false });
+    expect((await getSensor(db, d, 'env', 'button'))?.retained).toBe(false);
+    await describe({ retained: null, unit: 'x' }); // the empty payload on $retained, with another attribute in the batch
+    expect(await getSensor(db, d, 'env', 'button')).toMatchObject({ retained: true, unit: 'x' });
+  });
+
   it('never moves a current value back in time', async () => {
     const [d] = (await createDevices(db, 1)) as [string];
     const up = (value: string, at: number) => upsertCurrentValues(pool, { deviceIds: [d], nodes: ['n'], properties: ['p'], values: [value], atMs: [at] });

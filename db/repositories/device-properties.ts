@@ -75,7 +75,7 @@ export async function describeProperties(sql: Sql, c: PropertyPatchColumns): Pro
         format = CASE WHEN ${has('format')} THEN u.patch ->> 'format' ELSE t.format END,
         unit = CASE WHEN ${has('unit')} THEN u.patch ->> 'unit' ELSE t.unit END,
         settable = CASE WHEN ${has('settable')} THEN coalesce((u.patch ->> 'settable')::boolean, false) ELSE t.settable END,
-        retained = CASE WHEN ${has('retained')} THEN coalesce((u.patch ->> 'retained')::boolean) ELSE t.retained END,
+        retained = CASE WHEN ${has('retained')} THEN coalesce((u.patch ->> 'retained')::boolean, true) ELSE t.retained END,
         described_at = to_timestamp(u.ms / 1000.0)
        FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::float8[]) AS u(d, n, p, patch, ms)
       WHERE t.device_id = u.d AND t.node = u.n AND t.property = u.p`,
