@@ -2,7 +2,7 @@
 // INSERT, the last value per property, one update per device, property descriptions, logs,
 // reported configs, command results and alert transitions. Pure apart from the device lookup:
 // validation happens here, so a malformed message is dropped (with its reason) before any SQL.
-import { parseTopic, HOMIE_ID_PATTERN, type ParsedTopic } from '../domain/topics';
+import { isMiscasedDeviceTopic, parseTopic, HOMIE_ID_PATTERN, type ParsedTopic } from '../domain/topics';
 import { isDatatype, isDeviceState, isOnlineState, numericValue, type DeviceState } from '../domain/homie';
 import { parseCommandResult, parseLog, parseReportedConfig } from '../domain/device-messages';
 import { breaches, emptyOpenAlertColumns, type AlertSource, type OpenAlertColumns } from '../db/repositories/alerts';
@@ -211,6 +211,7 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
     if (!p) {
       // A controller's broadcast (homie/$broadcast/...) is for devices, not for the platform.
       if (topic.startsWith('homie/$broadcast/')) kinds.ignored++;
+      else if (isMiscasedDeviceTopic(topic)) drop('device_id_case', topic, 'a Homie ID is lowercase');
       else drop('unknown_topic', topic);
       return;
     }

@@ -29,10 +29,21 @@ export function homieId(deviceId: string): string {
   return deviceId.toLowerCase();
 }
 
-/** The device ID a Homie ID stands for, or null when it is not one of ours. */
+/**
+ * The device ID a Homie ID stands for, or null when it is not one of ours. Only the lowercase
+ * spelling is one: a broker ACL on `homie/<hid>/#` is case-sensitive, so accepting `homie/<HID>/`
+ * too would let the bridge store what the ACL never let that device write.
+ */
 export function deviceIdOf(homieDeviceId: string): string | null {
   const id = homieDeviceId.toUpperCase();
-  return DEVICE_ID_PATTERN.test(id) ? id : null;
+  return id.toLowerCase() === homieDeviceId && DEVICE_ID_PATTERN.test(id) ? id : null;
+}
+
+/** Why parseTopic refused a topic, when a caller counts refusals by reason: its device ID is not lowercase. */
+export function isMiscasedDeviceTopic(topic: string): boolean {
+  const parts = topic.split('/', 3);
+  const hid = parts[1];
+  return parts[0] === HOMIE_ROOT && hid !== undefined && hid !== hid.toLowerCase() && deviceIdOf(hid.toLowerCase()) !== null;
 }
 
 const base = (deviceId: string) => `${HOMIE_ROOT}/${homieId(deviceId)}`;

@@ -1,0 +1,27 @@
+// The one parser of topic names: what it accepts, and the single spelling of a device's Homie ID.
+import { deviceIdOf, isMiscasedDeviceTopic, parseTopic, topics } from './topics';
+
+const D = '0123456789AB';
+const hid = D.toLowerCase();
+
+describe('topics', () => {
+  it('builds and parses the tree', () => {
+    expect(parseTopic(topics.property(D, 'env', 'temperature'))).toEqual({ kind: 'value', deviceId: D, node: 'env', property: 'temperature' });
+    expect(parseTopic(topics.state(D))).toEqual({ kind: 'device-attribute', deviceId: D, attribute: '$state' });
+    expect(parseTopic(topics.commandResult(D, 'r1'))).toEqual({ kind: 'command-result', deviceId: D, requestId: 'r1' });
+    expect(parseTopic('other/x/y')).toBeNull();
+  });
+
+  it('accepts only the lowercase Homie ID, as a broker ACL on homie/<hid>/# does', () => {
+    expect(deviceIdOf(hid)).toBe(D);
+    expect(deviceIdOf(D)).toBeNull();
+    expect(deviceIdOf('0123456789aB')).toBeNull();
+    for (const t of [`homie/${D}/env/temperature`, `homie/0123456789Ab/$state`, `homie/${D}/$rdm/log`]) {
+      expect(parseTopic(t)).toBeNull();
+      expect(isMiscasedDeviceTopic(t)).toBe(true);
+    }
+    expect(isMiscasedDeviceTopic(topics.state(D))).toBe(false);
+    expect(isMiscasedDeviceTopic('homie/NOTADEVICE1/$state')).toBe(false); // not ours at all: an unknown topic
+    expect(isMiscasedDeviceTopic('homie')).toBe(false);
+  });
+});
