@@ -105,6 +105,7 @@ describe('buildPlan', () => {
   });
 
   it('describes devices, nodes and properties (Homie 4 and 3)', async () => {
+    const ctx = context();
     const plan = await buildPlan(
       batch([
         [topics.deviceAttribute(D1, 'homie'), '3.0.1'],
@@ -120,7 +121,7 @@ describe('buildPlan', () => {
         [topics.propertyAttribute(D1, 'env', 'temperature', 'unit'), ''],
         [topics.state(D1), 'ready'],
       ]),
-      context(),
+      ctx,
     );
     expect(plan.devices.states).toEqual(['ready']);
     expect(plan.devices.online).toEqual([true]);
@@ -130,8 +131,8 @@ describe('buildPlan', () => {
       firmware_version: '1.0.0',
       attributes: { '$stats/uptime': '12', $nodes: 'env,leds[]', $localip: null, 'env/$name': 'Environment', 'env/$properties': 'temperature,humidity' },
     });
-    expect(plan.unlisted).toEqual({ deviceIds: [D1, D1], nodes: [null, 'env'], keep: ['env,leds', 'temperature,humidity'] });
-    expect(plan.ensure.properties).toEqual(['humidity', 'temperature']);
+    expect(plan.unlisted).toEqual({ deviceIds: [D1, D1], nodes: [null, 'env'], keep: ['env,leds[]', 'temperature,humidity'] });
+    expect([...ctx.devices.properties(D1)!.byNode].map(([n, ps]) => [n, [...ps]])).toEqual([['env', ['temperature', 'humidity']]]);
     expect(plan.propertyPatches.patches.map((p) => JSON.parse(p))).toEqual([{ datatype: 'float', settable: false, unit: null }]);
     expect(plan.nodePatches.patches.map((p) => JSON.parse(p))).toEqual([{ name: 'Environment' }]);
     expect(plan.readyDevices).toEqual([D1]);

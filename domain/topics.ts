@@ -22,6 +22,11 @@ export const RDM_EXTENSION_ID = 'io.rdm.management:1.0.0:[3.x;4.x]';
 
 /** Homie topic IDs: lowercase letters, digits, hyphens; not starting with a hyphen. */
 export const HOMIE_ID_PATTERN = /^[a-z0-9][a-z0-9-]*$/;
+/**
+ * A node's ID in a topic: a Homie ID, or (Homie 3 arrays) an element of an array node announced
+ * as `name[]` in `$nodes`, spelt `name_<index>`.
+ */
+export const NODE_ID_PATTERN = /^[a-z0-9][a-z0-9-]*(_\d{1,9})?$/;
 /** Command request IDs: short, safe in a topic. */
 export const REQUEST_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -114,7 +119,7 @@ export function parseTopic(topic: string): ParsedTopic | null {
     const attribute = parts.slice(2).join('/');
     return attribute.length > 1 ? { kind: 'device-attribute', deviceId, attribute } : null;
   }
-  if (!HOMIE_ID_PATTERN.test(p2)) return null;
+  if (!NODE_ID_PATTERN.test(p2)) return null;
   const node = p2;
   if (parts.length === 3) return null;
   const p3 = parts[3]!;
