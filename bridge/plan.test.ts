@@ -104,6 +104,12 @@ describe('buildPlan', () => {
     expect(plan.devices.states).toEqual([null]);
   });
 
+  it('an attribute name Postgres cannot key does not cost the device its other attributes', async () => {
+    const plan = await buildPlan(batch([[`homie/${D1.toLowerCase()}/$x\u0000y`, '1'], [topics.deviceAttribute(D1, 'name'), 'Thermo']]), context());
+    expect(JSON.parse(plan.devices.patches[0]!)).toEqual({ name: 'Thermo' });
+    expect(plan.drops.counts.get('unknown_topic')?.count).toBe(1);
+  });
+
   it('describes devices, nodes and properties (Homie 4 and 3)', async () => {
     const ctx = context();
     const plan = await buildPlan(

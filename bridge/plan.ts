@@ -469,13 +469,8 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
               drop('too_many_properties', topic, `${ids.length} properties listed, at most ${caps.maxPropertiesPerNode}`);
               return;
             }
-            for (const id of ids) {
-              const why = refused.get(nodeKey + SEP + id);
-              if (why) {
-                drop(why, topic, `lists ${id}`);
-                return;
-              }
-            }
+            // The list applies even when the caps refused rows for some of its IDs (the admission
+            // counted on its removals): those properties get no row, and their values are dropped.
             unlisted.set(nodeKey, { d: deviceId, n: p.node, keep: ids.join(',') });
           }
         } else if (p.attribute === '$name' || p.attribute === '$type') {

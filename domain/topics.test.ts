@@ -12,6 +12,14 @@ describe('topics', () => {
     expect(parseTopic('other/x/y')).toBeNull();
   });
 
+  it('takes attribute names that can be JSON keys in Postgres, and nothing else', () => {
+    expect(parseTopic(`homie/${hid}/$implementation/ota/enabled`)).toMatchObject({ kind: 'device-attribute', attribute: '$implementation/ota/enabled' });
+    for (const bad of ['$x\u0000y', '$', '$a//b', `$${'a'.repeat(65)}`, '$a/b/c/d/e', '$a b', '$\ud800']) expect(parseTopic(`homie/${hid}/${bad}`)).toBeNull();
+    expect(parseTopic(`homie/${hid}/env/$na\u0000me`)).toBeNull();
+    expect(parseTopic(`homie/${hid}/env/t/$unit\u0000`)).toBeNull();
+    expect(parseTopic(`homie/${hid}/leds_1/intensity`)).toMatchObject({ kind: 'value', node: 'leds_1' }); // Homie 3 array element
+  });
+
   it('accepts only the lowercase Homie ID, as a broker ACL on homie/<hid>/# does', () => {
     expect(deviceIdOf(hid)).toBe(D);
     expect(deviceIdOf(D)).toBeNull();

@@ -27,6 +27,12 @@ export const HOMIE_ID_PATTERN = /^[a-z0-9][a-z0-9-]*$/;
  * as `name[]` in `$nodes`, spelt `name_<index>`.
  */
 export const NODE_ID_PATTERN = /^[a-z0-9][a-z0-9-]*(_\d{1,9})?$/;
+/**
+ * One level of an attribute's name after its `$` (`$fw/version`, `$stats/uptime`, Homie 3's
+ * `$implementation/ota/enabled`): short and plain, so any attribute can be a JSON key in Postgres.
+ */
+const ATTRIBUTE_LEVEL = /^[A-Za-z0-9_-]{1,64}$/;
+const MAX_ATTRIBUTE_LEVELS = 4;
 /** Command request IDs: short, safe in a topic. */
 export const REQUEST_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -116,20 +122,22 @@ export function parseTopic(topic: string): ParsedTopic | null {
     return null;
   }
   if (p2.startsWith('$')) {
-    const attribute = parts.slice(2).join('/');
-    return attribute.length > 1 ? { kind: 'device-attribute', deviceId, attribute } : null;
+    const levels = parts.slice(2);
+    levels[0] = p2.slice(1);
+    if (levels.length > MAX_ATTRIBUTE_LEVELS || !levels.every((l) => ATTRIBUTE_LEVEL.test(l))) return null;
+    return { kind: 'device-attribute', deviceId, attribute: parts.slice(2).join('/') };
   }
   if (!NODE_ID_PATTERN.test(p2)) return null;
   const node = p2;
   if (parts.length === 3) return null;
   const p3 = parts[3]!;
-  if (p3.startsWith('$')) return parts.length === 4 && p3.length > 1 ? { kind: 'node-attribute', deviceId, node, attribute: p3 } : null;
+  if (p3.startsWith('$')) return parts.length === 4 && ATTRIBUTE_LEVEL.test(p3.slice(1)) ? { kind: 'node-attribute', deviceId, node, attribute: p3 } : null;
   if (!HOMIE_ID_PATTERN.test(p3)) return null;
   const property = p3;
   if (parts.length === 4) return { kind: 'value', deviceId, node, property };
   if (parts.length !== 5) return null;
   const p4 = parts[4]!;
   if (p4 === 'set') return { kind: 'set', deviceId, node, property };
-  if (p4.startsWith('$') && p4.length > 1) return { kind: 'property-attribute', deviceId, node, property, attribute: p4 };
+  if (p4.startsWith('$') && ATTRIBUTE_LEVEL.test(p4.slice(1))) return { kind: 'property-attribute', deviceId, node, property, attribute: p4 };
   return null;
 }
