@@ -246,7 +246,9 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
   for (let i = 0; i < n; i++) {
     const p = parseTopic(raw.topics[i]!);
     parsed[i] = p;
-    if (p && ctx.devices.get(p.deviceId) === undefined) lookup.add(p.deviceId);
+    if (!p) continue;
+    const known = ctx.devices.get(p.deviceId);
+    if (known === undefined || (known !== null && !ctx.devices.properties(p.deviceId))) lookup.add(p.deviceId); // not cached, or its rows not counted
   }
   if (lookup.size > 0) await ctx.devices.resolve(lookup);
 
