@@ -1,7 +1,8 @@
 // Turns a batch of raw MQTT messages into what one transaction writes: columns for the telemetry
 // INSERT, the last value per property, one update per device, property descriptions, logs,
-// reported configs, command results and alert transitions. Pure apart from the device lookup:
-// validation happens here, so a malformed message is dropped (with its reason) before any SQL.
+// reported configs, command results and alert transitions. Pure apart from the device lookup and
+// the admission of new property rows (property-admission.ts): validation happens here, so a
+// malformed message is dropped (with its reason) before any SQL.
 import { isMiscasedDeviceTopic, parseTopic, HOMIE_ID_PATTERN, type ParsedTopic } from '../domain/topics';
 import { isDatatype, isDeviceState, isOnlineState, numericValue, type DeviceState } from '../domain/homie';
 import { parseCommandResult, parseLog, parseReportedConfig } from '../domain/device-messages';
