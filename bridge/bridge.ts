@@ -9,6 +9,9 @@ import { countOnline, findDevices } from '../db/repositories/device-state';
 import { RuleCache } from './alert-rules';
 import { republishPendingConfigs } from './config-push';
 import { DeviceCache } from './device-cache';
+import { loadPropertyKeys } from '../db/repositories/device-properties';
+import { createAdmission } from './property-admission';
+import { DEFAULT_PROPERTY_CAPS, type PropertyCaps } from './property-caps';
 import { DropLog } from './drops';
 import { Intake, defaultBridgeClientId, type AckMode } from './intake';
 import { LogRetention } from './log-retention';
@@ -64,6 +67,10 @@ export interface BridgeOptions {
   /** Temporal signaller for device events a workflow waits on (workflow-events.ts). */
   signaller?: Signaller;
   signalRoutes?: readonly SignalRoute[];
+  /** Nodes a device may have stored (BRIDGE_MAX_NODES_PER_DEVICE); property-caps.ts. Default 64. */
+  maxNodesPerDevice?: number;
+  /** Properties per node (BRIDGE_MAX_PROPERTIES_PER_NODE). Default 128. */
+  maxPropertiesPerNode?: number;
   /** Clock (ms since the epoch) for receive times. */
   now?: () => number;
   /** For tests: runs before each batch is written (block it to model a slow database, throw to fail it). */
@@ -116,7 +123,12 @@ export async function startBridge(o: BridgeOptions): Promise<Bridge> {
   pool.on('error', (err) => log.warn({ err: err.message }, 'idle Postgres connection failed'));
 
   const drops = new DropLog(metrics, log, now);
-  const devices = new DeviceCache((ids) => findDevices(pool, ids), { now });
+  const devices = new DeviceCache((ids) => findDevices(pool, ids), { now, loadProperties: (ids) => loadPropertyKeys(pool, ids) });
+  const caps: PropertyCaps = {
+    maxNodes: o.maxNodesPerDevice ?? DEFAULT_PROPERTY_CAPS.maxNodes,
+    maxPropertiesPerNode: o.maxPropertiesPerNode ?? DEFAULT_PROPERTY_CAPS.maxPropertiesPerNode,
+  };
+  const admit = createAdmission(pool, devices, () => caps, now);
   const rules = new RuleCache(() => loadEnabledRules(pool), log, o.rulesRefreshMs ?? 5_000);
   const events = createWorkflowEvents({
     signaller: o.signaller,
@@ -147,6 +159,9 @@ export async function startBridge(o: BridgeOptions): Promise<Bridge> {
     wants: events.wants,
     lastSeenResolutionMs: o.lastSeenResolutionMs ?? 1_000,
     lastSeenWritten,
+    caps,
+    admit,
+    now,
   });
 
   function afterCommit(plan: WritePlan, result: WriteResult): void {
@@ -161,6 +176,7 @@ export async function startBridge(o: BridgeOptions): Promise<Bridge> {
     for (const [reason, d] of plan.drops.counts) drops.drop(reason, d.example, d.count, d.detail);
     droppedTotal += plan.drops.total;
     for (const [id, at] of plan.seen) lastSeenWritten.set(id, at);
+    if (plan.unlisted.deviceIds.length > 0) devices.forgetProperties(plan.unlisted.deviceIds); // rows went: count them again
     if (plan.logDevices.length > 0) retention?.noteDevices(plan.logDevices);
     if (plan.readyDevices.length > 0) {
       track(

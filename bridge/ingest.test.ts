@@ -230,6 +230,24 @@ describe('malformed traffic', () => {
   });
 });
 
+describe('the Homie ID is lowercase', () => {
+  it('drops and counts a topic that spells the device ID in uppercase (the broker ACL would not match it)', async () => {
+    const [d] = await createDevices(db, 1);
+    const id = d!;
+    const dropped = () => metric(bridge, 'rdm_bridge_messages_dropped_total', { reason: 'device_id_case' });
+    const before = dropped();
+    await publishAll(pub, [
+      [`homie/${id}/env/temperature`, '99'],
+      [`homie/${id.toLowerCase().replace(/[a-z]/, (c) => c.toUpperCase())}/$state`, 'ready'], // one letter in uppercase
+      [topics.property(id, 'env', 'temperature'), '20'],
+    ]);
+    await settle(bridge, db, pub, id);
+    expect((await db('telemetry').where({ device_id: id, property: 'temperature' })).map((r) => r.value)).toEqual(['20']);
+    expect((await db('devices').where({ id }).first()).homie_state).toBeNull();
+    expect(dropped() - before).toBeGreaterThanOrEqual(2);
+  });
+});
+
 describe('a message Postgres would refuse', () => {
   it('is caught before the write (lone surrogate in JSON), and the rest of the batch is stored', async () => {
     const [d] = await createDevices(db, 1);

@@ -44,6 +44,8 @@ async function main() {
     batchRows: cfg.BRIDGE_BATCH_ROWS,
     flushMs: cfg.BRIDGE_FLUSH_MS,
     maxBuffered: cfg.BRIDGE_MAX_BUFFERED,
+    maxNodesPerDevice: cfg.BRIDGE_MAX_NODES_PER_DEVICE,
+    maxPropertiesPerNode: cfg.BRIDGE_MAX_PROPERTIES_PER_NODE,
     logRetention: { days: cfg.LOG_RETENTION_DAYS, perDevice: cfg.LOG_RETENTION_PER_DEVICE },
     logger: log,
     metrics: new Registry(),

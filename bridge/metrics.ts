@@ -6,7 +6,9 @@ export const MESSAGE_KINDS = [
 ] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 
-export const DROP_REASONS = ['unknown_topic', 'unknown_device', 'invalid_payload', 'too_large', 'write_failed'] as const;
+export const DROP_REASONS = [
+  'unknown_topic', 'device_id_case', 'unknown_device', 'invalid_payload', 'too_large', 'too_many_nodes', 'too_many_properties', 'unannounced', 'write_failed',
+] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
 export const ROW_TABLES = ['telemetry', 'device_properties', 'devices', 'device_logs', 'device_config', 'device_commands', 'alerts'] as const;

@@ -104,7 +104,14 @@ describe('buildPlan', () => {
     expect(plan.devices.states).toEqual([null]);
   });
 
+  it('an attribute name Postgres cannot key does not cost the device its other attributes', async () => {
+    const plan = await buildPlan(batch([[`homie/${D1.toLowerCase()}/$x\u0000y`, '1'], [topics.deviceAttribute(D1, 'name'), 'Thermo']]), context());
+    expect(JSON.parse(plan.devices.patches[0]!)).toEqual({ name: 'Thermo' });
+    expect(plan.drops.counts.get('unknown_topic')?.count).toBe(1);
+  });
+
   it('describes devices, nodes and properties (Homie 4 and 3)', async () => {
+    const ctx = context();
     const plan = await buildPlan(
       batch([
         [topics.deviceAttribute(D1, 'homie'), '3.0.1'],
@@ -120,7 +127,7 @@ describe('buildPlan', () => {
         [topics.propertyAttribute(D1, 'env', 'temperature', 'unit'), ''],
         [topics.state(D1), 'ready'],
       ]),
-      context(),
+      ctx,
     );
     expect(plan.devices.states).toEqual(['ready']);
     expect(plan.devices.online).toEqual([true]);
@@ -130,8 +137,8 @@ describe('buildPlan', () => {
       firmware_version: '1.0.0',
       attributes: { '$stats/uptime': '12', $nodes: 'env,leds[]', $localip: null, 'env/$name': 'Environment', 'env/$properties': 'temperature,humidity' },
     });
-    expect(plan.unlisted).toEqual({ deviceIds: [D1, D1], nodes: [null, 'env'], keep: ['env,leds', 'temperature,humidity'] });
-    expect(plan.ensure.properties).toEqual(['humidity', 'temperature']);
+    expect(plan.unlisted).toEqual({ deviceIds: [D1, D1], nodes: [null, 'env'], keep: ['env,leds[]', 'temperature,humidity'] });
+    expect([...ctx.devices.properties(D1)!.byNode].map(([n, ps]) => [n, [...ps]])).toEqual([['env', ['temperature', 'humidity']]]);
     expect(plan.propertyPatches.patches.map((p) => JSON.parse(p))).toEqual([{ datatype: 'float', settable: false, unit: null }]);
     expect(plan.nodePatches.patches.map((p) => JSON.parse(p))).toEqual([{ name: 'Environment' }]);
     expect(plan.readyDevices).toEqual([D1]);
@@ -166,6 +173,31 @@ describe('buildPlan', () => {
     expect(O.messages[0]).toContain('hot');
     const R = plan.resolveAlerts;
     expect(R.deviceIds.map((d, i) => [d, R.ruleIds[i], R.atMs[i]])).toEqual([[D2, 'R2', 1_005]]);
+  });
+
+  it('a rule out of a device’s scope skips only that rule: the other rules, the value and last-seen still count', async () => {
+    const D3 = 'CDEFGHJKMNPQ';
+    // Rules on one property, in index order: scoped to D2, to model m1 (D1), then to every device.
+    const rules = new RuleSet([
+      rule({ id: 'only-d2', deviceId: D2 }),
+      rule({ id: 'only-m1', model: 'm1' }),
+      rule({ id: 'all', threshold: 40 }),
+    ]);
+    const plan = await buildPlan(
+      batch([
+        [topics.property(D1, 'env', 'temperature'), '50'],
+        [topics.property(D2, 'env', 'temperature'), '50'],
+        [topics.property(D3, 'env', 'temperature'), '50'],
+      ]),
+      context({ rules }),
+    );
+    const O = plan.openAlerts;
+    expect(O.deviceIds.map((d, i) => `${d}:${O.ruleIds[i]}`).sort()).toEqual(
+      [`${D1}:only-m1`, `${D1}:all`, `${D2}:only-d2`, `${D2}:all`, `${D3}:all`].sort(),
+    );
+    expect(plan.kinds.value).toBe(3);
+    expect(plan.devices.deviceIds).toEqual([D1, D2, D3].sort());
+    expect(plan.devices.seenMs.every((s) => s !== null)).toBe(true);
   });
 
   it('stores logs, reported configs (last per device) and command results (first per request)', async () => {

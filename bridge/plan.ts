@@ -1,8 +1,9 @@
 // Turns a batch of raw MQTT messages into what one transaction writes: columns for the telemetry
 // INSERT, the last value per property, one update per device, property descriptions, logs,
-// reported configs, command results and alert transitions. Pure apart from the device lookup:
-// validation happens here, so a malformed message is dropped (with its reason) before any SQL.
-import { parseTopic, HOMIE_ID_PATTERN, type ParsedTopic } from '../domain/topics';
+// reported configs, command results and alert transitions. Pure apart from the device lookup and
+// the admission of new property rows (property-admission.ts): validation happens here, so a
+// malformed message is dropped (with its reason) before any SQL.
+import { isMiscasedDeviceTopic, parseTopic, HOMIE_ID_PATTERN, type ParsedTopic } from '../domain/topics';
 import { isDatatype, isDeviceState, isOnlineState, numericValue, type DeviceState } from '../domain/homie';
 import { parseCommandResult, parseLog, parseReportedConfig } from '../domain/device-messages';
 import { breaches, emptyOpenAlertColumns, type AlertSource, type OpenAlertColumns } from '../db/repositories/alerts';
@@ -10,6 +11,8 @@ import { emptyTelemetryColumns, type TelemetryColumns } from '../db/repositories
 import { emptyLogColumns, type LogColumns } from '../db/repositories/device-logs';
 import { emptyCommandResultColumns, type CommandResultColumns } from '../db/repositories/command-results';
 import type { CurrentValueColumns, NodePatchColumns, PropertyKeyColumns, PropertyPatchColumns } from '../db/repositories/device-properties';
+import { DEFAULT_PROPERTY_CAPS, overlay, type PropertyCaps, type Refusal } from './property-caps';
+import type { Admission } from './property-admission';
 import type { DeviceUpdateColumns } from '../db/repositories/device-state';
 import type { DeviceCache } from './device-cache';
 import { ruleApplies, type RuleSet } from './alert-rules';
@@ -31,7 +34,18 @@ export interface PlanContext {
   lastSeenResolutionMs: number;
   /** When this bridge last wrote each device's last_seen_at. */
   lastSeenWritten: Map<string, number>;
+  /** Nodes and properties a device may have (property-caps.ts). Default DEFAULT_PROPERTY_CAPS. */
+  caps?: PropertyCaps;
+  /**
+   * Creates the rows of new property keys within the caps, in Postgres (property-admission.ts).
+   * Without it (tests without a database) the cache's inventories stand for what is stored.
+   */
+  admit?: Admission;
+  now?: () => number;
 }
+
+/** A device the cache shows full is refused new keys locally for this long after its rows were counted; then Postgres counts again. */
+export const RECOUNT_MS = 5_000;
 
 export interface Drops {
   counts: Map<DropReason, { count: number; example: string; detail?: string }>;
@@ -47,7 +61,6 @@ export interface WritePlan {
   devices: DeviceUpdateColumns;
   /** Rows of nodes or properties a device no longer lists (`$nodes`, `<node>/$properties`). */
   unlisted: { deviceIds: string[]; nodes: (string | null)[]; keep: string[] };
-  ensure: PropertyKeyColumns;
   propertyPatches: PropertyPatchColumns;
   nodePatches: NodePatchColumns;
   logs: LogColumns;
@@ -124,6 +137,105 @@ function isoDeviceTime(t: string | undefined): string | null {
   return y >= 1 && y <= 9999 ? d.toISOString() : null;
 }
 
+class Invalid {
+  constructor(readonly reason: string) {}
+}
+
+/** A property attribute's payload as the value stored in its column (null: cleared). */
+function attributeValue(column: string, payload: string | null): unknown {
+  if (payload === null) return null;
+  if (column === 'datatype' && !isDatatype(payload)) return new Invalid('not a Homie datatype');
+  if (column === 'settable' || column === 'retained') {
+    if (payload !== 'true' && payload !== 'false') return new Invalid('not true or false');
+    return payload === 'true';
+  }
+  return payload;
+}
+
+/** A message's payload as a list its classify step would accept, or undefined (then it is dropped there). */
+function announcedList(buf: Buffer, max: number, strip: boolean): string[] | null | undefined {
+  if (buf.length === 0) return null;
+  if (buf.length > MAX_VALUE_BYTES || buf.indexOf(0) !== -1) return undefined;
+  const text = buf.toString('utf8');
+  const ids = idList(text);
+  if (!ids || ids.length > max) return undefined;
+  return strip ? ids : text.split(',');
+}
+
+/**
+ * The property rows this batch would create (values, property attributes, `$properties` lists)
+ * that the cache does not know: refused at once when the cache, counted moments ago, shows no
+ * room; the rest go to the admission, which creates them within the caps or refuses them.
+ */
+async function admitNewProperties(raw: RawBatch, parsed: (ParsedTopic | null)[], ctx: PlanContext, caps: PropertyCaps): Promise<Map<string, Refusal>> {
+  const nodeLists = new Map<string, string[] | null>();
+  const propertyLists = new Map<string, Map<string, string[] | null>>();
+  const wanted = new Map<string, [string, string, string]>();
+  const want = (d: string, n: string, pr: string) => {
+    if (ctx.devices.properties(d)?.has(n, pr)) return;
+    wanted.set(d + SEP + n + SEP + pr, [d, n, pr]);
+  };
+  for (let i = 0; i < raw.size; i++) {
+    const p = parsed[i];
+    if (!p || !ctx.devices.get(p.deviceId)) continue;
+    const buf = raw.payloads[i]!;
+    const d = p.deviceId;
+    // Only what classify will keep creates a row: not a deletion, nor a payload it drops.
+    if (buf.length === 0 || buf.length > MAX_VALUE_BYTES || buf.indexOf(0) !== -1) {
+      if (p.kind === 'value' || p.kind === 'property-attribute') continue;
+    }
+    if (p.kind === 'value') {
+      want(d, p.node, p.property);
+    } else if (p.kind === 'property-attribute') {
+      const column = PROPERTY_ATTRIBUTES[p.attribute];
+      if (column && !(attributeValue(column, buf.toString('utf8')) instanceof Invalid)) want(d, p.node, p.property);
+    } else if (p.kind === 'device-attribute' && p.attribute === '$nodes') {
+      const list = announcedList(buf, caps.maxNodes, false);
+      if (list !== undefined) nodeLists.set(d, list);
+    } else if (p.kind === 'node-attribute' && p.attribute === '$properties') {
+      const list = announcedList(buf, caps.maxPropertiesPerNode, true);
+      if (list === undefined) continue;
+      let m = propertyLists.get(d);
+      if (!m) propertyLists.set(d, (m = new Map()));
+      m.set(p.node, list);
+      for (const id of list ?? []) want(d, p.node, id);
+    }
+  }
+  const refused = new Map<string, Refusal>();
+  if (wanted.size === 0) return refused;
+  const now = (ctx.now ?? Date.now)();
+  const keys: PropertyKeyColumns = { deviceIds: [], nodes: [], properties: [] };
+  for (const [k, [d, n, pr]] of wanted) { // in the order published: the first keys win
+    const inv = ctx.devices.properties(d);
+    const relisting = nodeLists.has(d) || propertyLists.has(d); // rows may go: only Postgres can count
+    if (ctx.admit && inv && !relisting && now - inv.checkedAt < RECOUNT_MS) {
+      const why = inv.refusal(n, pr, overlay(inv.announced, undefined, undefined), caps);
+      if (why) {
+        refused.set(k, why);
+        continue;
+      }
+    }
+    keys.deviceIds.push(d);
+    keys.nodes.push(n);
+    keys.properties.push(pr);
+  }
+  if (keys.deviceIds.length === 0) return refused;
+  if (ctx.admit) {
+    for (const [k, why] of await ctx.admit({ keys, nodeLists, propertyLists })) refused.set(k, why);
+    return refused;
+  }
+  // No database: the cache's inventories are what is stored.
+  for (const d of new Set(keys.deviceIds)) ctx.devices.properties(d)?.retainListed(nodeLists.get(d), propertyLists.get(d));
+  for (let i = 0; i < keys.deviceIds.length; i++) {
+    const d = keys.deviceIds[i]!;
+    const inv = ctx.devices.properties(d);
+    if (!inv) continue;
+    const why = inv.admit(keys.nodes[i]!, keys.properties[i]!, overlay(inv.announced, nodeLists.get(d), propertyLists.get(d)), caps);
+    if (why) refused.set(d + SEP + keys.nodes[i]! + SEP + keys.properties[i]!, why);
+  }
+  return refused;
+}
+
 /**
  * Classifies and validates every message of the batch. Device IDs not in the cache are looked up
  * first, in one query; messages of unknown devices are dropped.
@@ -135,7 +247,9 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
   for (let i = 0; i < n; i++) {
     const p = parseTopic(raw.topics[i]!);
     parsed[i] = p;
-    if (p && ctx.devices.get(p.deviceId) === undefined) lookup.add(p.deviceId);
+    if (!p) continue;
+    const known = ctx.devices.get(p.deviceId);
+    if (known === undefined || (known !== null && !ctx.devices.properties(p.deviceId))) lookup.add(p.deviceId); // not cached, or its rows not counted
   }
   if (lookup.size > 0) await ctx.devices.resolve(lookup);
 
@@ -147,7 +261,6 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
     current: { deviceIds: [], nodes: [], properties: [], values: [], atMs: [] },
     devices: { deviceIds: [], seenMs: [], states: [], stateMs: [], online: [], patches: [] },
     unlisted: { deviceIds: [], nodes: [], keep: [] },
-    ensure: { deviceIds: [], nodes: [], properties: [] },
     propertyPatches: { deviceIds: [], nodes: [], properties: [], patches: [], atMs: [] },
     nodePatches: { deviceIds: [], nodes: [], patches: [] },
     logs: emptyLogColumns(),
@@ -168,6 +281,9 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
     plan.drops.total++;
   };
 
+  const caps = ctx.caps ?? DEFAULT_PROPERTY_CAPS;
+  const refused = await admitNewProperties(raw, parsed, ctx, caps);
+
   const devices = new Map<string, DeviceAcc>();
   const acc = (id: string): DeviceAcc => {
     let a = devices.get(id);
@@ -183,7 +299,6 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
 
   // Last value per property: index into plan.current.
   const currentIndex = new Map<string, number>();
-  const ensure = new Set<string>();
   const propertyPatches = new Map<string, { d: string; n: string; p: string; patch: Record<string, unknown>; at: number }>();
   const nodePatches = new Map<string, { d: string; n: string; patch: Record<string, unknown> }>();
   const unlisted = new Map<string, { d: string; n: string | null; keep: string }>();
@@ -211,6 +326,7 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
     if (!p) {
       // A controller's broadcast (homie/$broadcast/...) is for devices, not for the platform.
       if (topic.startsWith('homie/$broadcast/')) kinds.ignored++;
+      else if (isMiscasedDeviceTopic(topic)) drop('device_id_case', topic, 'a Homie ID is lowercase');
       else drop('unknown_topic', topic);
       return;
     }
@@ -241,6 +357,11 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
     switch (p.kind) {
       case 'value': {
         const key = deviceId + SEP + p.node + SEP + p.property;
+        const why = refused.get(key);
+        if (why) {
+          drop(why, topic);
+          return;
+        }
         const payload = empty ? null : buf.toString('utf8');
         const num = payload === null ? null : numericValue(payload);
         if (payload !== null && live) {
@@ -267,7 +388,7 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
           const watching = rules.for(p.node, p.property);
           if (watching) {
             for (const rule of watching) {
-              if (!ruleApplies(rule, device)) return;
+              if (!ruleApplies(rule, device)) continue; // out of this rule's scope; the next rule may apply
               const breached = breaches(rule.operator, num, rule.threshold);
               const k = deviceId + SEP + rule.id;
               let a = ruleAlerts.get(k);
@@ -321,7 +442,11 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
               drop('invalid_payload', topic, 'not a list of node IDs');
               return;
             }
-            unlisted.set(deviceId + SEP, { d: deviceId, n: null, keep: ids.join(',') });
+            if (ids.length > caps.maxNodes) {
+              drop('too_many_nodes', topic, `${ids.length} nodes listed, at most ${caps.maxNodes}`);
+              return;
+            }
+            unlisted.set(deviceId + SEP, { d: deviceId, n: null, keep: payload }); // as listed: `name[]` keeps an array's elements
           }
           setAttribute(a, attr, payload);
         } else {
@@ -343,8 +468,13 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
               drop('invalid_payload', topic, 'not a list of property IDs');
               return;
             }
+            if (ids.length > caps.maxPropertiesPerNode) {
+              drop('too_many_properties', topic, `${ids.length} properties listed, at most ${caps.maxPropertiesPerNode}`);
+              return;
+            }
+            // The list applies even when the caps refused rows for some of its IDs (the admission
+            // counted on its removals): those properties get no row, and their values are dropped.
             unlisted.set(nodeKey, { d: deviceId, n: p.node, keep: ids.join(',') });
-            for (const id of ids) ensure.add(nodeKey + SEP + id);
           }
         } else if (p.attribute === '$name' || p.attribute === '$type') {
           let np = nodePatches.get(nodeKey);
@@ -363,22 +493,17 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
           break;
         }
         const payload = empty ? null : buf.toString('utf8');
-        let value: unknown = payload;
-        if (payload !== null) {
-          if (column === 'datatype' && !isDatatype(payload)) {
-            drop('invalid_payload', topic, 'not a Homie datatype');
-            return;
-          }
-          if (column === 'settable' || column === 'retained') {
-            if (payload !== 'true' && payload !== 'false') {
-              drop('invalid_payload', topic, 'not true or false');
-              return;
-            }
-            value = payload === 'true';
-          }
+        const value = attributeValue(column, payload);
+        if (value instanceof Invalid) {
+          drop('invalid_payload', topic, value.reason);
+          return;
         }
         const key = deviceId + SEP + p.node + SEP + p.property;
-        ensure.add(key);
+        const why = refused.get(key);
+        if (why) {
+          drop(why, topic);
+          return;
+        }
         let pp = propertyPatches.get(key);
         if (!pp) propertyPatches.set(key, (pp = { d: deviceId, n: p.node, p: p.property, patch: {}, at }));
         pp.patch[column] = value;
@@ -505,12 +630,6 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
     plan.unlisted.deviceIds.push(u.d);
     plan.unlisted.nodes.push(u.n);
     plan.unlisted.keep.push(u.keep);
-  }
-  for (const key of [...ensure].sort()) {
-    const [d, nd, pr] = key.split(SEP) as [string, string, string];
-    plan.ensure.deviceIds.push(d);
-    plan.ensure.nodes.push(nd);
-    plan.ensure.properties.push(pr);
   }
   for (const pp of propertyPatches.values()) {
     plan.propertyPatches.deviceIds.push(pp.d);

@@ -1,12 +1,12 @@
-// Writes one batch's plan in one transaction, one statement per table. Order matters twice:
-// appends (telemetry, logs) go first and the row-locking upserts last, so two batches in flight
-// overlap most of their work and hold row locks only briefly; and the device row is written
-// before property rows, which copy node names from its attributes.
+// Writes one batch's plan in one transaction, one statement per table. Appends (telemetry, logs)
+// go first and the row-locking updates last, so two batches in flight overlap most of their work
+// and hold row locks only briefly. Property rows are not created here: the admission
+// (property-admission.ts) created them, within the caps, before the plan was built.
 import type { PoolClient } from 'pg';
 import { insertTelemetry } from '../db/repositories/telemetry';
 import { insertLogs } from '../db/repositories/device-logs';
 import { applyDeviceUpdates } from '../db/repositories/device-state';
-import { describeNodes, describeProperties, ensureProperties, removeUnlisted, upsertCurrentValues } from '../db/repositories/device-properties';
+import { describeNodes, describeProperties, removeUnlisted, updateCurrentValues } from '../db/repositories/device-properties';
 import { upsertReportedConfig } from '../db/repositories/device-config';
 import { recordCommandResults } from '../db/repositories/command-results';
 import { openAlerts, resolveAlerts } from '../db/repositories/alerts';
@@ -27,10 +27,9 @@ export async function writePlan(client: PoolClient, plan: WritePlan): Promise<Wr
     rows.device_logs += await insertLogs(client, plan.logs);
     rows.devices += await applyDeviceUpdates(client, plan.devices);
     rows.device_properties += await removeUnlisted(client, plan.unlisted);
-    rows.device_properties += await ensureProperties(client, plan.ensure);
     rows.device_properties += await describeProperties(client, plan.propertyPatches);
     rows.device_properties += await describeNodes(client, plan.nodePatches);
-    rows.device_properties += await upsertCurrentValues(client, plan.current);
+    rows.device_properties += await updateCurrentValues(client, plan.current);
     rows.device_config += await upsertReportedConfig(client, plan.configs);
     rows.device_commands += await recordCommandResults(client, plan.commandResults);
     alertsRaised = await openAlerts(client, plan.openAlerts);

@@ -22,6 +22,17 @@ export const RDM_EXTENSION_ID = 'io.rdm.management:1.0.0:[3.x;4.x]';
 
 /** Homie topic IDs: lowercase letters, digits, hyphens; not starting with a hyphen. */
 export const HOMIE_ID_PATTERN = /^[a-z0-9][a-z0-9-]*$/;
+/**
+ * A node's ID in a topic: a Homie ID, or (Homie 3 arrays) an element of an array node announced
+ * as `name[]` in `$nodes`, spelt `name_<index>`.
+ */
+export const NODE_ID_PATTERN = /^[a-z0-9][a-z0-9-]*(_\d{1,9})?$/;
+/**
+ * One level of an attribute's name after its `$` (`$fw/version`, `$stats/uptime`, Homie 3's
+ * `$implementation/ota/enabled`): short and plain, so any attribute can be a JSON key in Postgres.
+ */
+const ATTRIBUTE_LEVEL = /^[A-Za-z0-9_-]{1,64}$/;
+const MAX_ATTRIBUTE_LEVELS = 4;
 /** Command request IDs: short, safe in a topic. */
 export const REQUEST_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -29,10 +40,21 @@ export function homieId(deviceId: string): string {
   return deviceId.toLowerCase();
 }
 
-/** The device ID a Homie ID stands for, or null when it is not one of ours. */
+/**
+ * The device ID a Homie ID stands for, or null when it is not one of ours. Only the lowercase
+ * spelling is one: a broker ACL on `homie/<hid>/#` is case-sensitive, so accepting `homie/<HID>/`
+ * too would let the bridge store what the ACL never let that device write.
+ */
 export function deviceIdOf(homieDeviceId: string): string | null {
   const id = homieDeviceId.toUpperCase();
-  return DEVICE_ID_PATTERN.test(id) ? id : null;
+  return id.toLowerCase() === homieDeviceId && DEVICE_ID_PATTERN.test(id) ? id : null;
+}
+
+/** Why parseTopic refused a topic, when a caller counts refusals by reason: its device ID is not lowercase. */
+export function isMiscasedDeviceTopic(topic: string): boolean {
+  const parts = topic.split('/', 3);
+  const hid = parts[1];
+  return parts[0] === HOMIE_ROOT && hid !== undefined && hid !== hid.toLowerCase() && deviceIdOf(hid.toLowerCase()) !== null;
 }
 
 const base = (deviceId: string) => `${HOMIE_ROOT}/${homieId(deviceId)}`;
@@ -100,20 +122,22 @@ export function parseTopic(topic: string): ParsedTopic | null {
     return null;
   }
   if (p2.startsWith('$')) {
-    const attribute = parts.slice(2).join('/');
-    return attribute.length > 1 ? { kind: 'device-attribute', deviceId, attribute } : null;
+    const levels = parts.slice(2);
+    levels[0] = p2.slice(1);
+    if (levels.length > MAX_ATTRIBUTE_LEVELS || !levels.every((l) => ATTRIBUTE_LEVEL.test(l))) return null;
+    return { kind: 'device-attribute', deviceId, attribute: parts.slice(2).join('/') };
   }
-  if (!HOMIE_ID_PATTERN.test(p2)) return null;
+  if (!NODE_ID_PATTERN.test(p2)) return null;
   const node = p2;
   if (parts.length === 3) return null;
   const p3 = parts[3]!;
-  if (p3.startsWith('$')) return parts.length === 4 && p3.length > 1 ? { kind: 'node-attribute', deviceId, node, attribute: p3 } : null;
+  if (p3.startsWith('$')) return parts.length === 4 && ATTRIBUTE_LEVEL.test(p3.slice(1)) ? { kind: 'node-attribute', deviceId, node, attribute: p3 } : null;
   if (!HOMIE_ID_PATTERN.test(p3)) return null;
   const property = p3;
   if (parts.length === 4) return { kind: 'value', deviceId, node, property };
   if (parts.length !== 5) return null;
   const p4 = parts[4]!;
   if (p4 === 'set') return { kind: 'set', deviceId, node, property };
-  if (p4.startsWith('$') && p4.length > 1) return { kind: 'property-attribute', deviceId, node, property, attribute: p4 };
+  if (p4.startsWith('$') && ATTRIBUTE_LEVEL.test(p4.slice(1))) return { kind: 'property-attribute', deviceId, node, property, attribute: p4 };
   return null;
 }

@@ -40,6 +40,9 @@ const schema = z.object({
   BRIDGE_FLUSH_MS: z.coerce.number().int().min(1).max(60_000).default(50),
   /** Messages the bridge holds before it stops reading from the broker (backpressure). */
   BRIDGE_MAX_BUFFERED: z.coerce.number().int().min(100).max(10_000_000).default(50_000),
+  /** Nodes one device may have, and properties per node: topics beyond them are dropped (bridge/property-caps.ts). */
+  BRIDGE_MAX_NODES_PER_DEVICE: z.coerce.number().int().min(1).max(10_000).default(64),
+  BRIDGE_MAX_PROPERTIES_PER_NODE: z.coerce.number().int().min(1).max(10_000).default(128),
   /** Names this bridge's MQTT session (client ID): stable across restarts, distinct per instance; default the host name. */
   BRIDGE_ID: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/, 'letters, digits, - and _ only (at most 40)').optional(),
   /** How long the broker keeps a stopped bridge's session (and queues its share of messages). */

@@ -1,20 +1,35 @@
 // Control (stage 4) and remote diagnostic commands (stage 6): every sensor with its current value,
 // a set confirmed by the device's echo, and commands answered by the device. Answers travel over
 // MQTT straight to the API (api/device-requests.ts): no workflow waits on them.
+import { z } from 'zod';
 import type { ApiDeps } from '../deps';
 import { route } from '../http/route';
 import { commandBody, commandParams, commandSchema, deviceParams, errorResponse, listQuery, page, sensorParams, sensorsSchema, setSensorBody, setSensorResult } from '../schemas';
-import { ConflictError, DeviceTimeoutError, NotFoundError, UnprocessableError } from '../../domain/errors';
+import { ConflictError, DeviceTimeoutError, NotFoundError, UnprocessableError, ValidationError } from '../../domain/errors';
 import { parseCommandResult } from '../../domain/device-messages';
 import { decodeValue, encodeValue, sameValue } from '../../domain/homie';
 import { newEntityId } from '../../domain/ids';
-import { homieId, RDM_EXTENSION, HOMIE_ROOT, topics } from '../../domain/topics';
+import { homieId, RDM_EXTENSION, HOMIE_ROOT, HOMIE_ID_PATTERN, NODE_ID_PATTERN, topics } from '../../domain/topics';
 import { controlTarget, type ControlTarget } from '../../db/repositories/control-targets';
-import { listSensors } from '../../db/repositories/device-properties';
+import { listSensorPage } from '../../db/repositories/device-properties';
+import { decodeCursor, encodeCursor } from '../../db/pagination';
 import { requireDevice } from '../require-device';
 import { finishCommand, getCommand, insertCommand, listCommands } from '../../db/repositories/diagnostic-commands';
 
 const DEFAULT_REPLY_TIMEOUT_MS = 5_000;
+
+// A device may store up to the bridge's caps of sensors (BRIDGE_MAX_NODES_PER_DEVICE × _PER_NODE):
+// one answer is bounded by `limit` (at most 1000) instead, whatever is stored.
+const sensorPageSchema = sensorsSchema.extend({ nextCursor: z.string().nullable().describe('the next page (cursor=...), or null on the last one') });
+
+/** The (node, property) a sensors cursor continues after; 400 for one this API did not write. */
+function sensorCursor(cursor: string): { node: string; property: string } {
+  const [node, property] = decodeCursor(cursor, 2);
+  if (typeof node !== 'string' || typeof property !== 'string' || !NODE_ID_PATTERN.test(node) || !HOMIE_ID_PATTERN.test(property)) {
+    throw new ValidationError('cursor: not a cursor this API returned', [{ path: 'cursor', message: 'invalid cursor' }]);
+  }
+  return { node, property };
+}
 
 function assertReachable(id: string, t: ControlTarget | null): asserts t is ControlTarget {
   if (!t) throw new NotFoundError('device', id);
@@ -30,13 +45,15 @@ export function deviceControlRoutes(d: ApiDeps) {
       method: 'get',
       path: '/devices/:id/sensors',
       tag: 'control',
-      summary: 'Every sensor of a device as it described itself (Homie), with its current value',
+      summary: 'The sensors of a device as it described itself (Homie), with their current values: a page of at most `limit`, by node then property',
       permission: 'devices:telemetry',
       params: deviceParams,
-      responses: { 200: { description: 'the sensors, by node then property', schema: sensorsSchema }, 404: errorResponse('no such device') },
-      handler: async ({ params }) => {
-        const [presence, items] = await Promise.all([requireDevice(d.db, params.id), listSensors(d.db, params.id)]);
-        return { deviceId: params.id, online: presence.online, items };
+      query: listQuery,
+      responses: { 200: { description: 'a page of the sensors, by node then property; `nextCursor` fetches the next one', schema: sensorPageSchema }, 404: errorResponse('no such device') },
+      handler: async ({ params, query }) => {
+        const after = query.cursor === undefined ? undefined : sensorCursor(query.cursor);
+        const [presence, page] = await Promise.all([requireDevice(d.db, params.id), listSensorPage(d.db, params.id, { limit: query.limit, after })]);
+        return { deviceId: params.id, online: presence.online, items: page.items, nextCursor: page.next ? encodeCursor([page.next.node, page.next.property]) : null };
       },
     }),
 

@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { Db } from '../knex';
 import { createDevices, testDb } from '../../bridge/test-helpers';
 import { testEnv } from '../../test/support/env';
-import { describeNodes, describeProperties, ensureProperties, getSensor, listSensors, removeUnlisted, upsertCurrentValues } from './device-properties';
+import { describeNodes, describeProperties, ensureProperties, getSensor, listSensors, removeUnlisted, updateCurrentValues } from './device-properties';
 import { applyDeviceUpdates, countOnline, findDevices, getDevicePresence } from './device-state';
 
 let db: Db;
@@ -33,7 +33,7 @@ describe('device properties', () => {
       atMs: [T],
     });
     await describeNodes(pool, { deviceIds: [d], nodes: ['env'], patches: [JSON.stringify({ type: 'bme280' })] });
-    await upsertCurrentValues(pool, { deviceIds: [d], nodes: ['env'], properties: ['temperature'], values: ['21.5'], atMs: [T] });
+    await updateCurrentValues(pool, { deviceIds: [d], nodes: ['env'], properties: ['temperature'], values: ['21.5'], atMs: [T] });
     const sensors = await listSensors(db, d);
     expect(sensors.map((s) => [s.node, s.property, s.nodeName, s.nodeType, s.name, s.datatype, s.unit, s.settable, s.value])).toEqual([
       ['env', 'humidity', 'Environment', 'bme280', null, 'string', null, false, null],
@@ -48,9 +48,20 @@ describe('device properties', () => {
     expect(await getSensor(db, d, 'env', 'temperature')).toMatchObject({ datatype: 'string', settable: false, unit: '°C', value: '21.5' });
   });
 
+  it('a cleared $retained goes back to Homie’s default (retained), like every other attribute', async () => {
+    const [d] = (await createDevices(db, 1)) as [string];
+    await ensureProperties(pool, { deviceIds: [d], nodes: ['env'], properties: ['button'] });
+    const describe = (patch: object) => describeProperties(pool, { deviceIds: [d], nodes: ['env'], properties: ['button'], patches: [JSON.stringify(patch)], atMs: [T] });
+    await describe({ retained: false });
+    expect((await getSensor(db, d, 'env', 'button'))?.retained).toBe(false);
+    await describe({ retained: null, unit: 'x' }); // the empty payload on $retained, with another attribute in the batch
+    expect(await getSensor(db, d, 'env', 'button')).toMatchObject({ retained: true, unit: 'x' });
+  });
+
   it('never moves a current value back in time', async () => {
     const [d] = (await createDevices(db, 1)) as [string];
-    const up = (value: string, at: number) => upsertCurrentValues(pool, { deviceIds: [d], nodes: ['n'], properties: ['p'], values: [value], atMs: [at] });
+    await ensureProperties(pool, { deviceIds: [d], nodes: ['n'], properties: ['p'] });
+    const up = (value: string, at: number) => updateCurrentValues(pool, { deviceIds: [d], nodes: ['n'], properties: ['p'], values: [value], atMs: [at] });
     await up('2', T + 2);
     await up('1', T + 1); // a batch that committed late
     expect((await getSensor(db, d, 'n', 'p'))?.payload).toBe('2');

@@ -14,18 +14,17 @@ export interface CurrentValueColumns {
 }
 
 /**
- * Upserts current values. A value older than the stored one is ignored, so batches written
- * concurrently (or by two bridges) never move a property back in time.
+ * Sets current values of existing rows (rows are created only by the bridge's admission, which
+ * holds the per-device caps: bridge/property-caps.ts). A value older than the stored one is
+ * ignored, so batches written concurrently (or by two bridges) never move a property back in time.
  */
-export async function upsertCurrentValues(sql: Sql, c: CurrentValueColumns): Promise<number> {
+export async function updateCurrentValues(sql: Sql, c: CurrentValueColumns): Promise<number> {
   if (c.deviceIds.length === 0) return 0;
   const r = await sql.query(
-    `INSERT INTO device_properties AS t (device_id, node, property, value, value_at)
-     SELECT d, n, p, v, to_timestamp(ms / 1000.0)
+    `UPDATE device_properties AS t SET value = u.v, value_at = to_timestamp(u.ms / 1000.0)
        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[]) AS u(d, n, p, v, ms)
-     ON CONFLICT (device_id, node, property) DO UPDATE
-        SET value = excluded.value, value_at = excluded.value_at
-      WHERE t.value_at IS NULL OR excluded.value_at >= t.value_at`,
+      WHERE t.device_id = u.d AND t.node = u.n AND t.property = u.p
+        AND (t.value_at IS NULL OR to_timestamp(u.ms / 1000.0) >= t.value_at)`,
     [textArray(c.deviceIds), textArray(c.nodes), textArray(c.properties), textArray(c.values), numberArray(c.atMs)],
   );
   return r.rowCount ?? 0;
@@ -55,6 +54,46 @@ export async function ensureProperties(sql: Sql, k: PropertyKeyColumns): Promise
   return r.rowCount ?? 0;
 }
 
+/** The stored property keys of these devices (what the bridge's caps count). */
+export async function loadPropertyKeys(sql: Sql, deviceIds: string[]): Promise<PropertyKeyColumns> {
+  const out: PropertyKeyColumns = { deviceIds: [], nodes: [], properties: [] };
+  if (deviceIds.length === 0) return out;
+  const r = await sql.query<{ device_id: string; node: string; property: string }>(
+    'SELECT device_id, node, property FROM device_properties WHERE device_id = ANY ($1::text[])',
+    [deviceIds],
+  );
+  for (const row of r.rows) {
+    out.deviceIds.push(row.device_id);
+    out.nodes.push(row.node);
+    out.properties.push(row.property);
+  }
+  return out;
+}
+
+/** A device's announced lists as stored in its attributes: `$nodes` and `<node>/$properties`. */
+export interface StoredAnnouncements {
+  nodes: string | null;
+  properties: Record<string, string>;
+}
+
+/**
+ * Locks these devices' rows (in ID order, so two bridges admitting for the same devices queue
+ * instead of deadlocking) until the transaction ends, and reads their announced lists.
+ */
+export async function lockAnnouncements(sql: Sql, deviceIds: string[]): Promise<Map<string, StoredAnnouncements>> {
+  const out = new Map<string, StoredAnnouncements>();
+  if (deviceIds.length === 0) return out;
+  const r = await sql.query<{ id: string; nodes: string | null; properties: Record<string, string> | null }>(
+    `SELECT d.id, d.attributes ->> '$nodes' AS nodes,
+            (SELECT jsonb_object_agg(left(e.k, length(e.k) - length('/$properties')), e.v)
+               FROM jsonb_each_text(d.attributes) AS e(k, v) WHERE right(e.k, 12) = '/$properties') AS properties
+       FROM devices d WHERE d.id = ANY ($1::text[]) ORDER BY d.id FOR UPDATE OF d`,
+    [deviceIds],
+  );
+  for (const row of r.rows) out.set(row.id, { nodes: row.nodes, properties: row.properties ?? {} });
+  return out;
+}
+
 /**
  * Property attributes as a JSON patch per row: keys `name`, `datatype`, `format`, `unit`,
  * `settable`, `retained`; a key with null resets that attribute to Homie's default (its topic
@@ -75,7 +114,7 @@ export async function describeProperties(sql: Sql, c: PropertyPatchColumns): Pro
         format = CASE WHEN ${has('format')} THEN u.patch ->> 'format' ELSE t.format END,
         unit = CASE WHEN ${has('unit')} THEN u.patch ->> 'unit' ELSE t.unit END,
         settable = CASE WHEN ${has('settable')} THEN coalesce((u.patch ->> 'settable')::boolean, false) ELSE t.settable END,
-        retained = CASE WHEN ${has('retained')} THEN coalesce((u.patch ->> 'retained')::boolean) ELSE t.retained END,
+        retained = CASE WHEN ${has('retained')} THEN coalesce((u.patch ->> 'retained')::boolean, true) ELSE t.retained END,
         described_at = to_timestamp(u.ms / 1000.0)
        FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::float8[]) AS u(d, n, p, patch, ms)
       WHERE t.device_id = u.d AND t.node = u.n AND t.property = u.p`,
@@ -107,7 +146,8 @@ export async function describeNodes(sql: Sql, c: NodePatchColumns): Promise<numb
 /**
  * A device re-announced a node's `$properties` (or its `$nodes`): rows it no longer lists go.
  * `keep` is the list as announced (one text[] literal per row is avoided: comma-joined IDs).
- * `node` null means "the device's node list": rows of nodes not in `keep` go.
+ * `node` null means "the device's node list": rows of nodes not in `keep` go; a Homie 3 array
+ * `name[]` keeps `name` and its elements `name_<i>`.
  */
 export async function removeUnlisted(sql: Sql, c: { deviceIds: string[]; nodes: (string | null)[]; keep: string[] }): Promise<number> {
   if (c.deviceIds.length === 0) return 0;
@@ -115,7 +155,9 @@ export async function removeUnlisted(sql: Sql, c: { deviceIds: string[]; nodes: 
     `DELETE FROM device_properties AS t
       USING unnest($1::text[], $2::text[], $3::text[]) AS u(d, n, keep)
       WHERE t.device_id = u.d
-        AND CASE WHEN u.n IS NULL THEN NOT (t.node = ANY (string_to_array(u.keep, ',')))
+        AND CASE WHEN u.n IS NULL THEN NOT (t.node = ANY (string_to_array(u.keep, ','))
+                                            OR regexp_replace(t.node, '_[0-9]+$', '') || '[]' = ANY (string_to_array(u.keep, ','))
+                                            OR t.node || '[]' = ANY (string_to_array(u.keep, ',')))
                  ELSE t.node = u.n AND NOT (t.property = ANY (string_to_array(u.keep, ','))) END`,
     [c.deviceIds, c.nodes, c.keep],
   );
@@ -181,12 +223,32 @@ function toSensor(r: PropertyRow): Sensor {
   };
 }
 
-/** Every property of a device with its current value, by node then property. */
-export async function listSensors(db: Db, deviceId: string, opts: { role?: string } = {}): Promise<Sensor[]> {
-  const q = db('device_properties').where({ device_id: deviceId }).orderBy(['node', 'property']).select(COLUMNS);
+/** Largest page of GET /devices/{id}/sensors. */
+export const MAX_SENSORS_PAGE = 1_000;
+
+/**
+ * A device's properties with their current values, by node then property: a page of at most
+ * `limit` after the key `after` (keyset, so a device with many rows costs one page per call).
+ */
+export async function listSensorPage(
+  db: Db,
+  deviceId: string,
+  opts: { role?: string; limit?: number; after?: { node: string; property: string } } = {},
+): Promise<{ items: Sensor[]; next: { node: string; property: string } | null }> {
+  const limit = Math.min(Math.max(1, opts.limit ?? MAX_SENSORS_PAGE), MAX_SENSORS_PAGE);
+  const q = db('device_properties').where({ device_id: deviceId }).orderBy(['node', 'property']).select(COLUMNS).limit(limit + 1);
   if (opts.role) q.whereRaw('? = ANY (visibility)', [opts.role]);
+  if (opts.after) q.whereRaw('(node, property) > (?, ?)', [opts.after.node, opts.after.property]);
   const rows: PropertyRow[] = await q;
-  return rows.map(toSensor);
+  const more = rows.length > limit;
+  const page = more ? rows.slice(0, limit) : rows;
+  const last = page[page.length - 1];
+  return { items: page.map(toSensor), next: more && last ? { node: last.node, property: last.property } : null };
+}
+
+/** The first page of a device's sensors (at most MAX_SENSORS_PAGE). */
+export async function listSensors(db: Db, deviceId: string, opts: { role?: string } = {}): Promise<Sensor[]> {
+  return (await listSensorPage(db, deviceId, opts)).items;
 }
 
 /** One property (e.g. to check datatype and settable before a set), or null. */

@@ -1,0 +1,35 @@
+// The one parser of topic names: what it accepts, and the single spelling of a device's Homie ID.
+import { deviceIdOf, isMiscasedDeviceTopic, parseTopic, topics } from './topics';
+
+const D = '0123456789AB';
+const hid = D.toLowerCase();
+
+describe('topics', () => {
+  it('builds and parses the tree', () => {
+    expect(parseTopic(topics.property(D, 'env', 'temperature'))).toEqual({ kind: 'value', deviceId: D, node: 'env', property: 'temperature' });
+    expect(parseTopic(topics.state(D))).toEqual({ kind: 'device-attribute', deviceId: D, attribute: '$state' });
+    expect(parseTopic(topics.commandResult(D, 'r1'))).toEqual({ kind: 'command-result', deviceId: D, requestId: 'r1' });
+    expect(parseTopic('other/x/y')).toBeNull();
+  });
+
+  it('takes attribute names that can be JSON keys in Postgres, and nothing else', () => {
+    expect(parseTopic(`homie/${hid}/$implementation/ota/enabled`)).toMatchObject({ kind: 'device-attribute', attribute: '$implementation/ota/enabled' });
+    for (const bad of ['$x\u0000y', '$', '$a//b', `$${'a'.repeat(65)}`, '$a/b/c/d/e', '$a b', '$\ud800']) expect(parseTopic(`homie/${hid}/${bad}`)).toBeNull();
+    expect(parseTopic(`homie/${hid}/env/$na\u0000me`)).toBeNull();
+    expect(parseTopic(`homie/${hid}/env/t/$unit\u0000`)).toBeNull();
+    expect(parseTopic(`homie/${hid}/leds_1/intensity`)).toMatchObject({ kind: 'value', node: 'leds_1' }); // Homie 3 array element
+  });
+
+  it('accepts only the lowercase Homie ID, as a broker ACL on homie/<hid>/# does', () => {
+    expect(deviceIdOf(hid)).toBe(D);
+    expect(deviceIdOf(D)).toBeNull();
+    expect(deviceIdOf('0123456789aB')).toBeNull();
+    for (const t of [`homie/${D}/env/temperature`, `homie/0123456789Ab/$state`, `homie/${D}/$rdm/log`]) {
+      expect(parseTopic(t)).toBeNull();
+      expect(isMiscasedDeviceTopic(t)).toBe(true);
+    }
+    expect(isMiscasedDeviceTopic(topics.state(D))).toBe(false);
+    expect(isMiscasedDeviceTopic('homie/NOTADEVICE1/$state')).toBe(false); // not ours at all: an unknown topic
+    expect(isMiscasedDeviceTopic('homie')).toBe(false);
+  });
+});
