@@ -95,7 +95,7 @@ describe('pipeline', () => {
   it('stamps messages with strictly increasing receive times', () => {
     const h = harness({ now: () => 1_000, batchRows: 100 });
     h.add(3);
-    h.p.flush();
+    void h.p.flush();
     expect(h.written[0]!.ats).toEqual([1_000, 1_000.001, 1_000.002]);
   });
 

@@ -23,7 +23,6 @@ export function notFoundHandler(req: Request, _res: Response, next: NextFunction
 
 export function errorHandler(log: Logger) {
   // Express recognises error middleware by its four parameters.
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     let e: AppError;
     if (err instanceof AppError) e = err;
