@@ -73,6 +73,7 @@ export function openApiDocument(routes: RouteSpec[], info: { title: string; vers
       responses['403'] ??= errorReply(`the token lacks the '${r.permission}' permission`);
     }
     responses['500'] ??= errorReply('internal error: the message carries an id to find it in the logs');
+    responses['503'] ??= errorReply('a service behind the API (Temporal, the MQTT broker) is unreachable: retry later');
     (paths[path] ??= {})[r.method] = {
       operationId: operationIdOf(r),
       summary: r.summary,
