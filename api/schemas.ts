@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { DEVICE_STATUSES } from '../domain/device-status';
 import { DEVICE_ID_PATTERN, ENTITY_ID_PATTERN } from '../domain/ids';
-import { JSON_DOCUMENT_LIMITS, STORABLE_TEXT, jsonProblem } from '../domain/json-limits';
+import { JSON_DOCUMENT_LIMITS, NO_NUL_TEXT, isStorableText, jsonProblem } from '../domain/json-limits';
 
 /**
  * JSON Schemas that stand for a zod schema in the OpenAPI document, where zod's own would say less
@@ -18,7 +18,11 @@ export const documentedSchema = (schema: z.ZodType): Record<string, unknown> | u
 // ---- building blocks ----
 // Every string a client sends goes through `text()` (or a pattern that already excludes the
 // characters): what Postgres cannot store is refused here with a 400, not by Postgres later.
-export const text = () => z.string().regex(STORABLE_TEXT, 'must not contain U+0000 or unpaired surrogates');
+export const text = () =>
+  z
+    .string()
+    .regex(NO_NUL_TEXT, 'must not contain U+0000')
+    .refine(isStorableText, 'must not contain unpaired UTF-16 surrogates');
 /** A name: trimmed, then 1-`max` characters. */
 const name = (max: number) =>
   text()

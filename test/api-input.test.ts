@@ -3,7 +3,7 @@
 // dates outside what Postgres stores, lenient numbers. And the OpenAPI document says all of it.
 import type { Batch } from '../domain/model';
 import { encodeCursor } from '../db/pagination';
-import { STORABLE_TEXT } from '../domain/json-limits';
+import { NO_NUL_TEXT } from '../domain/json-limits';
 import { eventually, startStack, type Stack } from './support/stack';
 
 let s: Stack;
@@ -254,7 +254,7 @@ describe('the OpenAPI document', () => {
       if (schema.type === 'string' && !schema.enum && !schema.const) {
         const patterns = [schema.pattern, ...((schema.allOf as Json[] | undefined) ?? []).map((a) => a.pattern)].filter(Boolean) as string[];
         // Kept out: the storable-text rule, or an anchored pattern without `.` outside its character classes.
-        const keepsNulOut = patterns.some((p) => p === STORABLE_TEXT.source || (p.startsWith('^') && p.endsWith('$') && !/(^|[^\\])\./.test(p.replace(/\[(?:\\.|[^\]])*\]/g, '[]'))));
+        const keepsNulOut = patterns.some((p) => p === NO_NUL_TEXT.source || (p.startsWith('^') && p.endsWith('$') && !/(^|[^\\])\./.test(p.replace(/\[(?:\\.|[^\]])*\]/g, '[]'))));
         if (!keepsNulOut) loose.push(where);
       }
       for (const [k, v] of Object.entries(schema)) if (v && typeof v === 'object') walk(v as Json, `${where}.${k}`);
