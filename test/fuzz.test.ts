@@ -5,7 +5,12 @@ import type { Batch } from '../domain/model';
 import { runSchemathesis } from '../scripts/fuzz/schemathesis';
 import { eventually, startStack, type Stack } from './support/stack';
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { ensureSchemathesis } = require('../scripts/fuzz/ensure-schemathesis.js') as { ensureSchemathesis: () => string };
+
 let s: Stack;
+// On a fresh machine this installs schemathesis (pinned) into .tools/venv first.
+beforeAll(() => void ensureSchemathesis(), 600_000);
 beforeAll(async () => {
   s = await startStack({ bulkWaitMs: 2_000, acceptWaitMs: 5_000, replyTimeoutMs: 500 });
 }, 120_000);
