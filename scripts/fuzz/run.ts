@@ -31,7 +31,7 @@ async function main() {
       token: { type: 'string' },
       'max-examples': { type: 'string', default: '60' },
       'request-timeout': { type: 'string', default: '30' },
-      deadline: { type: 'string', default: '1200' },
+      deadline: { type: 'string', default: '1800' },
       seed: { type: 'string' },
       phases: { type: 'string', default: 'examples,coverage,fuzzing,stateful' },
       serve: { type: 'boolean', default: false },
