@@ -2,8 +2,64 @@
 import { z } from 'zod';
 import { DEVICE_STATUSES } from '../domain/device-status';
 import { DEVICE_ID_PATTERN, ENTITY_ID_PATTERN } from '../domain/ids';
+import { JSON_DOCUMENT_LIMITS, NO_NUL_TEXT, isStorableText, jsonProblem } from '../domain/json-limits';
+
+/**
+ * JSON Schemas that stand for a zod schema in the OpenAPI document, where zod's own would say less
+ * than the validator does (a query integer parsed from a string, a bucket width with a unit).
+ */
+const documented = new WeakMap<z.ZodType, Record<string, unknown>>();
+function documentAs<T extends z.ZodType>(schema: T, json: Record<string, unknown>): T {
+  documented.set(schema, json);
+  return schema;
+}
+export const documentedSchema = (schema: z.ZodType): Record<string, unknown> | undefined => documented.get(schema);
 
 // ---- building blocks ----
+// Every string a client sends goes through `text()` (or a pattern that already excludes the
+// characters): what Postgres cannot store is refused here with a 400, not by Postgres later.
+export const text = () =>
+  z
+    .string()
+    .regex(NO_NUL_TEXT, 'must not contain U+0000')
+    .refine(isStorableText, 'must not contain unpaired UTF-16 surrogates');
+/** A name: trimmed, then 1-`max` characters. */
+const name = (max: number) =>
+  text()
+    .regex(/\S/, 'must not be empty')
+    .trim()
+    .max(max, `must be at most ${max} characters`)
+    .describe(`leading and trailing whitespace is trimmed; 1-${max} characters`);
+
+/** A JSON document (settings, command arguments) within depth and size limits, every string storable. */
+const withinJsonLimits = <T extends z.ZodType>(schema: T) =>
+  schema.superRefine((value, ctx) => {
+    const problem = jsonProblem(value);
+    if (problem) ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message });
+  });
+
+/**
+ * A whole number in a query string, written in plain decimal digits: z.coerce.number() would also
+ * take 0x2, 1e1, +5 and ' 5'. Documented as an integer, which is what a client sends.
+ */
+export function queryInt(min: number, max: number, dflt?: number) {
+  const schema = z
+    .string()
+    .regex(/^(0|[1-9][0-9]{0,15})$/, 'must be a whole number in decimal digits')
+    .transform(Number)
+    .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+  documentAs(schema, { type: 'integer', minimum: min, maximum: max, ...(dflt !== undefined ? { default: dflt } : {}) });
+  return schema;
+}
+
+/** Postgres timestamps reach year 294276, JS Dates year 275760: stay within 0001-9999, which both agree on. */
+const isoTime = z.iso
+  .datetime({ offset: true, message: 'must be an RFC 3339 date-time like 2024-05-01T12:00:00Z' })
+  .refine((v) => {
+    const y = new Date(v).getUTCFullYear();
+    return y >= 1 && y <= 9999;
+  }, 'must be between the years 0001 and 9999')
+  .describe('RFC 3339 date-time (years 0001-9999)');
 export const deviceId = z.string().regex(DEVICE_ID_PATTERN, 'must be a device ID (12 Crockford base32 characters)');
 export const entityId = z.string().regex(ENTITY_ID_PATTERN, 'must be an ID (16 Crockford base32 characters)');
 export const deviceStatus = z.enum(DEVICE_STATUSES);
@@ -11,8 +67,8 @@ const companyId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letter
 const timestamp = z.string().describe('ISO 8601 timestamp');
 
 export const pageQuery = {
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-  cursor: z.string().max(500).optional().describe('nextCursor of the previous page'),
+  limit: queryInt(1, 1000, 100).default(100),
+  cursor: text().max(500).optional().describe('nextCursor of the previous page'),
 };
 export const page = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), nextCursor: z.string().nullable() });
 
@@ -22,9 +78,9 @@ export const deviceParams = z.object({ id: deviceId }).strict();
 // ---- batches ----
 export const createBatchBody = z
   .object({
-    name: z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
+    name: name(200),
     count: z.number().int('must be a whole number').min(1, 'must be at least 1').max(100_000, 'must be at most 100000'),
-    info: z.string().max(4000, 'must be at most 4000 characters').optional(),
+    info: text().max(4000, 'must be at most 4000 characters').optional(),
     color: z.string().regex(/^#[0-9A-Fa-f]{6}$/, 'must be a colour like #1E90FF').optional(),
     model: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, ., _ or -').optional(),
     companyId: companyId.optional(),
@@ -83,7 +139,7 @@ export const listDevicesQuery = z
 export const statusBody = z
   .object({
     status: deviceStatus,
-    reason: z.string().max(500).optional(),
+    reason: text().max(500, 'must be at most 500 characters').optional(),
   })
   .strict();
 
@@ -102,6 +158,7 @@ export const bulkStatusBody = z
       .min(1, 'must list at least one device')
       .max(10_000, 'must list at most 10000 devices; omit it to change the whole batch')
       .refine((ids) => new Set(ids).size === ids.length, 'must not repeat a device')
+      .meta({ uniqueItems: true })
       .optional(),
   })
   .strict();
@@ -124,7 +181,7 @@ export const bulkOperationSchema = z.object({
 export const createTokenBody = z
   .object({
     kind: z.enum(['manufacturer', 'admin']),
-    name: z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
+    name: name(200),
   })
   .strict();
 
@@ -140,13 +197,21 @@ export const tokenSchema = z.object({
 });
 export const createdTokenSchema = tokenSchema.extend({ token: z.string().describe('shown only in this response') });
 
-export const errorResponse = (description: string) => ({ description, schema: z.object({ error: z.object({ code: z.string(), message: z.string() }) }) });
+/** The one error body (`{error:{code,message,details?}}`): the OpenAPI document names it `Error`. */
+export const errorSchema = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    details: z.array(z.object({ path: z.string(), message: z.string() })).optional().describe('one entry per field at fault'),
+  }),
+});
+export const errorResponse = (description: string) => ({ description, schema: errorSchema });
 
 // ---- what devices say: sensors, telemetry, logs, alerts ----
 const homieId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'must be a Homie ID (lowercase letters, digits, -)');
 export const sensorParams = z.object({ id: deviceId, node: homieId, property: homieId }).strict();
 
-const jsonValue = z.union([z.number(), z.boolean(), z.string()]);
+const jsonValue = z.union([z.number(), z.boolean(), text()]);
 export const sensorSchema = z.object({
   node: z.string(),
   property: z.string(),
@@ -176,17 +241,30 @@ export const setSensorResult = z.object({
   latencyMs: z.number().describe('publish to the device’s echo'),
 });
 
-const isoTime = z.string().refine((v) => !Number.isNaN(Date.parse(v)), 'must be an ISO 8601 timestamp');
+/** Bucket widths: a second up to a leap year (Postgres' interval arithmetic overflows far beyond). */
+export const MIN_BUCKET_SECONDS = 1;
+export const MAX_BUCKET_SECONDS = 366 * 86_400;
+const DURATION = /^\d{1,12}(\.\d{1,6})?[smhd]?$/;
 /** "30s", "5m", "1h", "1d" or a number of seconds. */
 const duration = z
   .string()
-  .regex(/^\d+(\.\d+)?[smhd]?$/, 'must be a duration like 30s, 5m, 1h, 1d')
+  .regex(DURATION, 'must be a duration like 30s, 5m, 1h, 1d')
   .transform((v) => {
     const n = parseFloat(v);
     const unit = v.at(-1)!;
     return n * ({ s: 1, m: 60, h: 3600, d: 86400 } as Record<string, number>)[unit]! || n;
   })
-  .refine((s) => s >= 1, 'must be at least 1 second');
+  .refine((s) => s >= MIN_BUCKET_SECONDS, `must be at least ${MIN_BUCKET_SECONDS} second`)
+  .refine((s) => s <= MAX_BUCKET_SECONDS, `must be at most ${MAX_BUCKET_SECONDS / 86_400}d`);
+documentAs(duration, {
+  description: `bucket width: 30s, 5m, 1h, 1d, or a number of seconds; from ${MIN_BUCKET_SECONDS} second to ${MAX_BUCKET_SECONDS / 86_400} days`,
+  anyOf: [
+    { type: 'integer', minimum: MIN_BUCKET_SECONDS, maximum: MAX_BUCKET_SECONDS, description: 'seconds' },
+    { type: 'string', pattern: DURATION.source, description: `with a unit (s, m, h, d); ${MIN_BUCKET_SECONDS}s to ${MAX_BUCKET_SECONDS / 86_400}d` },
+  ],
+  'x-minimumSeconds': MIN_BUCKET_SECONDS,
+  'x-maximumSeconds': MAX_BUCKET_SECONDS,
+});
 
 export const telemetryQuery = z
   .object({
@@ -218,7 +296,9 @@ export const logSchema = z.object({
 export const commandBody = z
   .object({
     command: z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, 'must be a command name like ping, self-test, reboot'),
-    args: z.record(z.string(), z.unknown()).optional(),
+    args: withinJsonLimits(z.record(text(), z.unknown()))
+      .optional()
+      .describe(`JSON object, nested at most ${JSON_DOCUMENT_LIMITS.maxDepth} deep, at most ${JSON_DOCUMENT_LIMITS.maxBytes} bytes`),
     timeoutMs: z.number().int().min(100).max(60_000).optional().describe('how long to wait for the answer (default DEVICE_REPLY_TIMEOUT_MS)'),
   })
   .strict();
@@ -249,11 +329,17 @@ export const configSchema = z.object({
   pending: z.record(z.string(), z.unknown()).describe('desired settings the device has not applied yet (null: remove)'),
   inSync: z.boolean(),
 });
-export const configPatchBody = z
-  .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'setting names: 1-64 letters, digits, _ . -'), z.unknown())
-  .refine((o) => Object.keys(o).length > 0, 'must change at least one setting')
-  .refine((o) => Object.keys(o).length <= 200, 'at most 200 settings per change')
-  .describe('JSON merge patch (RFC 7386): a value sets, null removes');
+export const MAX_SETTINGS_PER_PATCH = 200;
+export const configPatchBody = withinJsonLimits(
+  z
+    .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'setting names: 1-64 letters, digits, _ . -'), z.unknown())
+    .refine((o) => Object.keys(o).length > 0, 'must change at least one setting')
+    .refine((o) => Object.keys(o).length <= MAX_SETTINGS_PER_PATCH, `at most ${MAX_SETTINGS_PER_PATCH} settings per change`),
+)
+  .meta({ minProperties: 1, maxProperties: MAX_SETTINGS_PER_PATCH })
+  .describe(
+    `JSON merge patch (RFC 7386): a value sets, null removes; nested at most ${JSON_DOCUMENT_LIMITS.maxDepth} deep, at most ${JSON_DOCUMENT_LIMITS.maxBytes} bytes as JSON; no U+0000 in any string`,
+  );
 
 export const alertsQuery = z.object({ deviceId: deviceId.optional(), state: z.enum(['open', 'resolved']).optional(), ...pageQuery }).strict();
 export const deviceAlertsQuery = z.object({ state: z.enum(['open', 'resolved']).optional(), ...pageQuery }).strict();
@@ -273,7 +359,7 @@ export const alertSchema = z.object({
 });
 export const alertRuleBody = z
   .object({
-    name: z.string().trim().min(1).max(200),
+    name: name(200),
     deviceId: deviceId.optional(),
     model: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
     node: homieId,

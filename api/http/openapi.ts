@@ -1,13 +1,28 @@
-// The OpenAPI 3.1 document, written from the route declarations' zod schemas.
+// The OpenAPI 3.1 document, written from the route declarations' zod schemas, with the responses
+// every route can give (400, 413, 401/403, 500) added from what the route declares.
 import { z } from 'zod';
-import { API_BASE, type RouteSpec } from './route';
+import { documentedSchema, errorSchema } from '../schemas';
+import { API_BASE, JSON_BODY_LIMIT, type RouteSpec } from './route';
 
-function jsonSchema(schema: z.ZodType, io: 'input' | 'output') {
-  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<string, unknown>;
+const ERROR_REF = { $ref: '#/components/schemas/Error' };
+
+function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
+  if (schema === errorSchema) return ERROR_REF;
+  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, {
+    io,
+    unrepresentable: 'any',
+    override: (ctx) => {
+      const json = documentedSchema(ctx.zodSchema as unknown as z.ZodType);
+      if (!json) return;
+      const target = ctx.jsonSchema as Record<string, unknown>;
+      for (const k of Object.keys(target)) delete target[k];
+      Object.assign(target, json);
+    },
+  }) as Record<string, unknown>;
   return rest;
 }
 
-function parameters(schema: z.ZodType | undefined, where: 'path' | 'query') {
+function parameters(schema: z.ZodType | undefined, where: 'path' | 'query' | 'header') {
   if (!schema) return [];
   const s = jsonSchema(schema, 'input') as { properties?: Record<string, unknown>; required?: string[] };
   return Object.entries(s.properties ?? {}).map(([name, prop]) => ({
@@ -18,32 +33,53 @@ function parameters(schema: z.ZodType | undefined, where: 'path' | 'query') {
   }));
 }
 
+/** `get /batches/:id/devices.csv` → `getBatchesByIdDevicesCsv`: unique, since method and path are. */
+export function operationIdOf(r: Pick<RouteSpec, 'method' | 'path' | 'operationId'>): string {
+  if (r.operationId) return r.operationId;
+  const words = r.path
+    .split(/[/.-]/)
+    .filter(Boolean)
+    .map((seg) => (seg.startsWith(':') ? `By${seg[1]!.toUpperCase()}${seg.slice(2)}` : seg[0]!.toUpperCase() + seg.slice(1)));
+  return r.method + words.join('');
+}
+
+const errorReply = (description: string) => ({ description, content: { 'application/json': { schema: ERROR_REF } } });
+
 export function openApiDocument(routes: RouteSpec[], info: { title: string; version: string }) {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of routes) {
     const path = `${r.base ?? API_BASE}${r.path}`.replace(/:(\w+)/g, '{$1}');
-    const responses = Object.fromEntries(
+    const responses: Record<string, unknown> = Object.fromEntries(
       Object.entries(r.responses).map(([status, spec]) => [
         status,
         {
           description: spec.description,
+          ...(spec.headers
+            ? { headers: Object.fromEntries(Object.entries(spec.headers).map(([h, description]) => [h, { description, required: true, schema: { type: 'string' } }])) }
+            : {}),
           ...(spec.schema
-            ? { content: { 'application/json': { schema: jsonSchema(spec.schema, 'output') } } }
+            ? { content: { [spec.contentType ?? 'application/json']: { schema: jsonSchema(spec.schema, 'output') } } }
             : spec.contentType
               ? { content: { [spec.contentType]: { schema: { type: 'string', format: 'binary' } } } }
               : {}),
         },
       ]),
     );
+    // What the shared machinery answers, whatever the handler does (api/http/route.ts, errors.ts).
+    if (r.params || r.query || r.headers || r.body) responses['400'] ??= errorReply('invalid input: `details` names each field at fault');
+    if (r.body) responses['413'] ??= errorReply(`the body is larger than ${JSON_BODY_LIMIT}`);
     if (r.permission) {
-      responses['401'] ??= { description: 'missing, unknown or revoked bearer token', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
-      responses['403'] ??= { description: `the token lacks the '${r.permission}' permission`, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+      responses['401'] ??= errorReply('missing, unknown or revoked bearer token');
+      responses['403'] ??= errorReply(`the token lacks the '${r.permission}' permission`);
     }
+    responses['500'] ??= errorReply('internal error: the message carries an id to find it in the logs');
+    responses['503'] ??= errorReply('a service behind the API (Temporal, the MQTT broker) is unreachable: retry later');
     (paths[path] ??= {})[r.method] = {
+      operationId: operationIdOf(r),
       summary: r.summary,
       tags: [r.tag],
       ...(r.permission ? { security: [{ bearer: [] }], 'x-permission': r.permission } : { security: [] }),
-      parameters: [...parameters(r.params, 'path'), ...parameters(r.query, 'query')],
+      parameters: [...parameters(r.params, 'path'), ...parameters(r.query, 'query'), ...parameters(r.headers, 'header')],
       ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(r.body, 'input') } } } } : {}),
       responses,
     };
@@ -54,23 +90,7 @@ export function openApiDocument(routes: RouteSpec[], info: { title: string; vers
     servers: [{ url: '/' }],
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
-      schemas: {
-        Error: {
-          type: 'object',
-          required: ['error'],
-          properties: {
-            error: {
-              type: 'object',
-              required: ['code', 'message'],
-              properties: {
-                code: { type: 'string' },
-                message: { type: 'string' },
-                details: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } } },
-              },
-            },
-          },
-        },
-      },
+      schemas: { Error: (({ $schema: _drop, ...rest }) => rest)(z.toJSONSchema(errorSchema, { io: 'output' }) as Record<string, unknown>) },
     },
     paths,
   };

@@ -8,6 +8,8 @@ import { zodToValidationError } from './errors';
 
 /** Where the versioned API lives; health checks sit at the root. */
 export const API_BASE = '/api/v1';
+/** Largest JSON body express.json accepts (larger: 413). */
+export const JSON_BODY_LIMIT = '1mb';
 
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -16,6 +18,8 @@ export interface ResponseSpec {
   schema?: z.ZodType;
   /** Non-JSON responses (CSV, zip, PNG, SVG). */
   contentType?: string;
+  /** Headers this response always carries: name → what it says. */
+  headers?: Record<string, string>;
 }
 
 export interface Ctx<P, Q, B> {
@@ -34,12 +38,16 @@ export interface RouteSpec<P = unknown, Q = unknown, B = unknown> {
   path: string;
   /** Mount point; default API_BASE. */
   base?: string;
+  /** OpenAPI operationId; by default derived from the method and path. */
+  operationId?: string;
   summary: string;
   tag: string;
   /** null: a public route (health, the OpenAPI document). */
   permission: Permission | null;
   params?: z.ZodType<P>;
   query?: z.ZodType<Q>;
+  /** Request headers the route reads (lowercase names); checked, documented, read from `req`. */
+  headers?: z.ZodType;
   body?: z.ZodType<B>;
   /** The status of a returned value (default 200). */
   status?: number;
@@ -77,6 +85,7 @@ export function mount(router: Router, routes: RouteSpec[], authenticate: Authent
       const principal = res.locals.principal as Principal;
       const params = parse(r.params, req.params, 'params');
       const query = parse(r.query, req.query, 'query');
+      parse(r.headers, req.headers, 'headers');
       if (r.body && req.body === undefined) throw zodToValidationError(new ZodError([{ code: 'custom', path: [], message: 'a JSON body is required', input: undefined }]), 'body');
       const body = parse(r.body, req.body, 'body');
       const result = await r.handler({ req, res, params, query, body, principal });

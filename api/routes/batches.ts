@@ -21,7 +21,9 @@ import { actorOf, assertMayTarget } from './status-rules';
 import type { batchProvisioning } from '../../workflows/batch-provisioning';
 import type { bulkStatus } from '../../workflows/bulk-status';
 
-const idempotencyKey = z.string().min(1).max(200);
+/** Printable ASCII (what an HTTP header can carry), 1-200 characters. */
+const idempotencyKey = z.string().regex(/^[\x21-\x7E]([\x20-\x7E]{0,198}[\x21-\x7E])?$/, 'must be 1-200 printable ASCII characters');
+const batchHeaders = z.object({ 'idempotency-key': idempotencyKey.optional().describe('a retried POST with the same key returns the batch the first one created') });
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
@@ -58,17 +60,18 @@ export function batchRoutes(d: ApiDeps, downloads: ExportGate) {
       tag: 'batches',
       summary: 'Create a batch of device IDs, each with its own credentials and QR code',
       permission: 'batches:create',
+      headers: batchHeaders,
       body: createBatchBody,
       status: 201,
       responses: {
-        201: { description: 'the batch; its devices are created in the background (see provisioning)', schema: batchSchema },
-        202: { description: 'accepted, but no worker has written it yet: poll the Location', schema: batchSchema },
+        201: { description: 'the batch; its devices are created in the background (see provisioning)', schema: batchSchema, headers: { Location: 'the batch' } },
+        202: { description: 'accepted, but no worker has written it yet: poll the Location', schema: batchSchema, headers: { Location: 'the batch' } },
         400: errorResponse('invalid body; details name the field'),
       },
       handler: async ({ req, res, body, principal }) => {
         // An Idempotency-Key makes a retried POST return the batch the first one created.
-        const key = req.headers['idempotency-key'];
-        const id = key !== undefined ? crockford(Buffer.from(sha256Hex(`${principal.tokenId}\0${idempotencyKey.parse(key)}`), 'hex').subarray(0, 16)) : newEntityId();
+        const key = req.headers['idempotency-key'] as string | undefined; // checked by `headers`
+        const id = key !== undefined ? crockford(Buffer.from(sha256Hex(`${principal.tokenId}\0${key}`), 'hex').subarray(0, 16)) : newEntityId();
         const newBatch = {
           id,
           name: body.name,
@@ -176,8 +179,8 @@ export function batchRoutes(d: ApiDeps, downloads: ExportGate) {
       params: idParams,
       body: bulkStatusBody,
       responses: {
-        200: { description: 'finished: how many changed, were already there, or were refused (and why)', schema: bulkOperationSchema },
-        202: { description: 'still running: poll the Location', schema: bulkOperationSchema },
+        200: { description: 'finished: how many changed, were already there, or were refused (and why)', schema: bulkOperationSchema, headers: { Location: 'the bulk operation' } },
+        202: { description: 'still running: poll the Location', schema: bulkOperationSchema, headers: { Location: 'the bulk operation' } },
         403: errorResponse('this token may not set that status'),
         404: errorResponse('no such batch'),
         409: errorResponse('the batch is still being provisioned'),

@@ -146,8 +146,11 @@ export function deviceControlRoutes(d: ApiDeps) {
       permission: 'devices:telemetry',
       params: deviceParams,
       query: listQuery,
-      responses: { 200: { description: 'a page of commands', schema: page(commandSchema) } },
-      handler: async ({ params, query }) => listCommands(d.db, params.id, query),
+      responses: { 200: { description: 'a page of commands', schema: page(commandSchema) }, 404: errorResponse('no such device') },
+      handler: async ({ params, query }) => {
+        await requireDevice(d.db, params.id);
+        return listCommands(d.db, params.id, query);
+      },
     }),
 
     route({

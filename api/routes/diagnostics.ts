@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { ValidationError } from '../../domain/errors';
 import { requireDevice } from '../require-device';
 import { listLogs } from '../../db/repositories/device-logs';
-import { queryTelemetry, telemetryBuckets } from '../../db/repositories/telemetry';
+import { MAX_BUCKETS, queryTelemetry, telemetryBuckets } from '../../db/repositories/telemetry';
 
 const telemetryResponse = z.union([
   page(telemetryPointSchema).describe('raw points, newest first unless order=asc'),
@@ -25,13 +25,18 @@ export function diagnosticsRoutes(d: ApiDeps) {
       query: telemetryQuery,
       responses: { 200: { description: 'points or buckets', schema: telemetryResponse }, 400: errorResponse('bad range or bucket'), 404: errorResponse('no such device') },
       handler: async ({ params, query }) => {
-        if (query.from && query.to && Date.parse(query.to) <= Date.parse(query.from)) throw new ValidationError('to must be after from', [{ path: 'to', message: 'must be after from' }]);
+        if (query.from && query.to && Date.parse(query.to) <= Date.parse(query.from)) throw new ValidationError('to: must be after from', [{ path: 'to', message: 'must be after from' }]);
         await requireDevice(d.db, params.id);
         if (query.bucket === undefined) return queryTelemetry(d.db, { deviceId: params.id, ...query });
         if (!query.node || !query.property || !query.from) {
           throw new ValidationError('bucketed telemetry needs node, property and from', [{ path: 'bucket', message: 'needs node, property and from' }]);
         }
         const to = query.to ?? new Date().toISOString();
+        const span = (Date.parse(to) - Date.parse(query.from)) / 1000;
+        if (span <= 0) throw new ValidationError('from must be before to (default: now)', [{ path: 'from', message: 'must be before to (default: now)' }]);
+        if (span / query.bucket > MAX_BUCKETS) {
+          throw new ValidationError(`bucket: at most ${MAX_BUCKETS} buckets per query`, [{ path: 'bucket', message: `at most ${MAX_BUCKETS} buckets per query: widen the bucket or narrow the range` }]);
+        }
         const buckets = await telemetryBuckets(d.db, { deviceId: params.id, node: query.node, property: query.property, from: query.from, to, bucketSeconds: query.bucket });
         return { node: query.node, property: query.property, bucketSeconds: query.bucket, from: new Date(query.from).toISOString(), to: new Date(to).toISOString(), buckets };
       },

@@ -59,7 +59,7 @@ export function healthRoutes(d: ApiDeps, allRoutes: () => RouteSpec[]) {
       tag: 'health',
       summary: 'This OpenAPI document',
       permission: null,
-      responses: { 200: { description: 'OpenAPI 3.1', contentType: 'application/json' } },
+      responses: { 200: { description: 'OpenAPI 3.1', schema: z.record(z.string(), z.unknown()) } },
       handler: async () => (openapi ??= openApiDocument(allRoutes(), { title: 'Remote device management API', version: '1' })),
     }),
   ];

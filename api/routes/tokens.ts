@@ -18,7 +18,7 @@ export function tokenRoutes(d: ApiDeps) {
       permission: 'tokens:manage',
       body: createTokenBody,
       status: 201,
-      responses: { 201: { description: 'the token, shown once', schema: createdTokenSchema }, 400: errorResponse('invalid body') },
+      responses: { 201: { description: 'the token, shown once', schema: createdTokenSchema, headers: { Location: 'the token record' } }, 400: errorResponse('invalid body') },
       handler: async ({ res, body, principal }) => {
         const token = newApiToken();
         const record = await insertToken(d.db, { id: newEntityId(), kind: body.kind, name: body.name, tokenHash: sha256Hex(token), createdBy: principal.tokenId });

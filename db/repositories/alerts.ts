@@ -5,7 +5,7 @@ import type { Db } from '../knex';
 import { newEntityId } from '../../domain/ids';
 import { ValidationError } from '../../domain/errors';
 import { decodeCursor, toPage, type Page } from '../pagination';
-import { isTimestampText, type Sql } from './sql';
+import type { Sql } from './sql';
 
 export const ALERT_OPERATORS = ['>', '>=', '<', '<=', '==', '!='] as const;
 export type AlertOperator = (typeof ALERT_OPERATORS)[number];
@@ -145,7 +145,7 @@ export async function getAlertRule(db: Db, id: string): Promise<AlertRule | null
 export async function listAlertRules(db: Db, f: { deviceId?: string; limit: number; cursor?: string }): Promise<Page<AlertRule>> {
   const q = db('alert_rules').orderBy('id').limit(f.limit + 1);
   if (f.deviceId) q.where('device_id', f.deviceId);
-  if (f.cursor) q.where('id', '>', decodeCursor(f.cursor, 1)[0] as string);
+  if (f.cursor) q.where('id', '>', decodeCursor(f.cursor, ['string'] as const)[0]);
   const rows: RuleRow[] = await q;
   return toPage(rows, f.limit, toRule, (r) => [r.id]);
 }
@@ -215,8 +215,7 @@ export async function listAlerts(db: Db, f: { deviceId?: string; state?: 'open' 
   if (f.deviceId) q.where('device_id', f.deviceId);
   if (f.state) q.where('state', f.state);
   if (f.cursor) {
-    const [at, id] = decodeCursor(f.cursor, 2) as [string, string];
-    if (!isTimestampText(at)) throw new ValidationError('cursor: not a cursor this API returned', [{ path: 'cursor', message: 'invalid cursor' }]);
+    const [at, id] = decodeCursor(f.cursor, ['timestamp', 'string'] as const);
     q.whereRaw('(raised_at, id) < (?::timestamptz, ?)', [at, id]);
   }
   const rows: (AlertRow & { raised_text: string })[] = await q;

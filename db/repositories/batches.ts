@@ -60,7 +60,7 @@ export async function getBatch(db: Db, id: string): Promise<Batch | null> {
 export async function listBatches(db: Db, opts: { limit: number; cursor?: string }): Promise<Page<Batch>> {
   const q = db<BatchRow>('batches').orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(opts.limit + 1);
   if (opts.cursor) {
-    const [at, id] = decodeCursor(opts.cursor, 2) as [string, string];
+    const [at, id] = decodeCursor(opts.cursor, ['timestamp', 'string'] as const);
     q.whereRaw('(created_at, id) < (?::timestamptz, ?)', [at, id]);
   }
   const rows = await q;

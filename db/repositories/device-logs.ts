@@ -3,8 +3,7 @@
 import type { Db } from '../knex';
 import type { LogLevel } from '../../domain/device-messages';
 import { decodeCursor, toPage, type Page } from '../pagination';
-import { ValidationError } from '../../domain/errors';
-import { isTimestampText, type Sql } from './sql';
+import type { Sql } from './sql';
 
 export interface LogColumns {
   deviceIds: string[];
@@ -74,8 +73,7 @@ export async function listLogs(db: Db, q: LogQuery): Promise<Page<DeviceLog>> {
   if (q.from) query.where('at', '>=', new Date(q.from));
   if (q.to) query.where('at', '<', new Date(q.to));
   if (q.cursor) {
-    const [at, id] = decodeCursor(q.cursor, 2) as [string, number];
-    if (!isTimestampText(at) || !Number.isSafeInteger(id)) throw new ValidationError('cursor: not a cursor this API returned', [{ path: 'cursor', message: 'invalid cursor' }]);
+    const [at, id] = decodeCursor(q.cursor, ['timestamp', 'integer'] as const);
     query.whereRaw('(at, id) < (?::timestamptz, ?)', [at, id]);
   }
   const rows = await query;

@@ -115,7 +115,7 @@ export async function listDevices(db: Db, f: DeviceFilter): Promise<Page<Device>
   if (f.status) q.where('status', f.status);
   if (f.batchId) q.where('batch_id', f.batchId);
   if (f.online !== undefined) q.where('online', f.online);
-  if (f.cursor) q.where('id', '>', decodeCursor(f.cursor, 1)[0] as string);
+  if (f.cursor) q.where('id', '>', decodeCursor(f.cursor, ['string'] as const)[0]);
   const rows: DeviceRow[] = await q;
   return toPage(rows, f.limit, toDevice, (r) => [r.id]);
 }

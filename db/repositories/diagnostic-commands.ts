@@ -71,7 +71,7 @@ export async function getCommand(db: Db, deviceId: string, id: string): Promise<
 export async function listCommands(db: Db, deviceId: string, q: { limit: number; cursor?: string }): Promise<Page<DeviceCommand>> {
   const query = db<Row>('device_commands').where({ device_id: deviceId });
   if (q.cursor) {
-    const [at, id] = decodeCursor(q.cursor, 2) as [string, string];
+    const [at, id] = decodeCursor(q.cursor, ['timestamp', 'string'] as const);
     query.whereRaw('(created_at, id) < (?::timestamptz, ?)', [at, id]);
   }
   const rows = await query.orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(q.limit + 1);

@@ -3,7 +3,7 @@
 import type { Db } from '../knex';
 import { ValidationError } from '../../domain/errors';
 import { decodeCursor, toPage, type Page } from '../pagination';
-import { isTimestampText, numberArray, textArray, type Sql } from './sql';
+import { numberArray, textArray, type Sql } from './sql';
 
 /** One batch as columns (same length each): what one INSERT sends. */
 export interface TelemetryColumns {
@@ -79,8 +79,7 @@ export async function queryTelemetry(db: Db, q: TelemetryQuery): Promise<Page<Te
   if (q.from) query.where('at', '>=', new Date(q.from));
   if (q.to) query.where('at', '<', new Date(q.to));
   if (q.cursor) {
-    const [at, node, property] = decodeCursor(q.cursor, 3) as [string, string, string];
-    if (!isTimestampText(at)) throw new ValidationError('cursor: not a cursor this API returned', [{ path: 'cursor', message: 'invalid cursor' }]);
+    const [at, node, property] = decodeCursor(q.cursor, ['timestamp', 'string', 'string'] as const);
     query.whereRaw(`(at, node, property) ${cmp} (?::timestamptz, ?, ?)`, [at, node, property]);
   }
   const rows: { node: string; property: string; at: Date; at_text: string; value: string; num: number | null }[] = await query;

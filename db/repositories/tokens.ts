@@ -63,7 +63,7 @@ export async function touchToken(db: Db, id: string): Promise<void> {
 
 export async function listTokens(db: Db, opts: { limit: number; cursor?: string }): Promise<Page<TokenRecord>> {
   const q = db<TokenRow>('tokens').orderBy('id').limit(opts.limit + 1);
-  if (opts.cursor) q.where('id', '>', decodeCursor(opts.cursor, 1)[0] as string);
+  if (opts.cursor) q.where('id', '>', decodeCursor(opts.cursor, ['string'] as const)[0]);
   return toPage(await q, opts.limit, toToken, (r) => [r.id]);
 }
 
