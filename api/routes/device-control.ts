@@ -24,8 +24,8 @@ const sensorPageSchema = sensorsSchema.extend({ nextCursor: z.string().nullable(
 
 /** The (node, property) a sensors cursor continues after; 400 for one this API did not write. */
 function sensorCursor(cursor: string): { node: string; property: string } {
-  const [node, property] = decodeCursor(cursor, 2);
-  if (typeof node !== 'string' || typeof property !== 'string' || !NODE_ID_PATTERN.test(node) || !HOMIE_ID_PATTERN.test(property)) {
+  const [node, property] = decodeCursor(cursor, ['string', 'string'] as const);
+  if (!NODE_ID_PATTERN.test(node) || !HOMIE_ID_PATTERN.test(property)) {
     throw new ValidationError('cursor: not a cursor this API returned', [{ path: 'cursor', message: 'invalid cursor' }]);
   }
   return { node, property };
