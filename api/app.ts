@@ -4,7 +4,7 @@ import type { ApiDeps } from './deps';
 import { authenticator, type AuthOptions } from './http/auth';
 import { DEFAULT_EXPORT_LIMITS, ExportGate, type ExportLimits } from './exports';
 import { errorHandler, notFoundHandler } from './http/errors';
-import { API_BASE, mount, type RouteSpec } from './http/route';
+import { API_BASE, JSON_BODY_LIMIT, mount, type RouteSpec } from './http/route';
 import { batchRoutes } from './routes/batches';
 import { deviceRoutes } from './routes/devices';
 import { healthRoutes } from './routes/health';
@@ -30,7 +30,7 @@ export function buildApp(d: ApiDeps, limits: AppLimits = {}): express.Express {
   app.set('query parser', 'simple'); // no nested objects from ?a[b]=c
   const authenticate = authenticator(d.db, d.adminToken, limits.auth);
   // Bodies are parsed per route, after authentication (api/http/route.ts mount).
-  const parseBody = express.json({ limit: '1mb' });
+  const parseBody = express.json({ limit: JSON_BODY_LIMIT });
   const root = express.Router();
   const api = express.Router();
   mount(root, routes.filter((r) => r.base === ''), authenticate, parseBody);

@@ -83,6 +83,17 @@ describe('config documents and command arguments have a depth and a size', () =>
     const e = await refused(await s.api(`/api/v1/devices/${deviceId}/config`, { method: 'PATCH', json: { big: 'x'.repeat(70_000) } }), 'body');
     expect(e.message).toMatch(/65536 bytes/);
   });
+
+  it('bounds the merged document too: small patches cannot grow it past 64 KiB', async () => {
+    const id = deviceId;
+    const chunk = 'y'.repeat(20_000);
+    for (const k of ['p1', 'p2', 'p3']) expect((await s.api(`/api/v1/devices/${id}/config`, { method: 'PATCH', json: { [k]: chunk } })).status).toBe(200);
+    const e = await refused(await s.api(`/api/v1/devices/${id}/config`, { method: 'PATCH', json: { p4: chunk } }), 'body');
+    expect(e.message).toMatch(/after this change/);
+    const stored = await s.db('device_config').where({ device_id: id }).first();
+    expect(Object.keys(stored.desired)).toEqual(expect.arrayContaining(['p1', 'p2', 'p3']));
+    expect(stored.desired).not.toHaveProperty('p4');
+  });
 });
 
 describe('cursors that decode but are not ours', () => {

@@ -4,6 +4,8 @@
 import type { Db } from '../knex';
 import type { Settings } from '../../domain/device-messages';
 import { mergePatch } from '../../domain/settings';
+import { ValidationError } from '../../domain/errors';
+import { jsonProblem } from '../../domain/json-limits';
 import type { Sql } from './sql';
 
 export interface DeviceConfig {
@@ -68,6 +70,12 @@ export async function patchDesiredConfig(db: Db, deviceId: string, patch: Settin
     await trx.raw('INSERT INTO device_config (device_id) VALUES (?) ON CONFLICT (device_id) DO NOTHING', [deviceId]);
     const row = await trx('device_config').where({ device_id: deviceId }).forUpdate().first('desired');
     const desired = mergePatch(row.desired, patch);
+    // Each patch is bounded at the edge; the merged document must be too, or many patches grow it without end.
+    const problem = jsonProblem(desired);
+    if (problem) {
+      const path = problem.path.join('.') || 'body';
+      throw new ValidationError(`${path}: the configuration after this change ${problem.message}`, [{ path, message: problem.message }]);
+    }
     await trx('device_config')
       .where({ device_id: deviceId })
       .update({ desired: JSON.stringify(desired), desired_version: trx.raw('desired_version + 1'), desired_at: trx.fn.now(), desired_by: by });
