@@ -133,6 +133,7 @@ async function main(cleanup: Cleanup, o: Options): Promise<number> {
   });
   console.log('\nrun');
   const kills = runKills(plan, processes, { startedAt, phase: () => phase, onRestart: ready, log: (l) => console.log(l) });
+  kills.catch(() => undefined); // awaited after the drive; not an unhandled rejection meanwhile
   const failures: string[] = [];
   let result: WorkloadResult;
   try {

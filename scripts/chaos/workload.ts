@@ -85,6 +85,7 @@ export class Workload {
 
     // The fleet starts as soon as devices.csv can be downloaded, and runs to the end.
     this.fleetStarted = this.startFleetWhenExportable(manufacturer, batchId);
+    this.fleetStarted.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
 
     // Straight after the 201, as a manufacturer's script would: a 409 "still being provisioned"
     // (today's behaviour) is waited out and sent again.
