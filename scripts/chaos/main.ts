@@ -172,6 +172,7 @@ async function main(cleanup: Cleanup, o: Options): Promise<number> {
   console.log(`\napi client: ${api.stats.requests} requests, ${api.stats.retried} attempts retried (api down), ${api.stats.serverErrors.length} 5xx answers`);
   for (const n of result.notes) console.log(`  note: ${n}`);
 
+  if (failures.length) console.log('\nNOTE: the drive did not complete; the checks below see a system that may still be at work');
   const checks: Check[] = [];
   let telemetry: TelemetryTally | null = null;
   if (result.batchId) {

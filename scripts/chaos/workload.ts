@@ -128,7 +128,10 @@ export class Workload {
     for (let n = 0; ; n++) {
       a = await c.request<BulkOp>('POST', `/api/v1/batches/${batchId}/status`, { json: { status } });
       if (a.status === 409 && errorCode(a) === 'batch_provisioning') {
-        if (n === 0) this.result.notes.push(`POST /batches/{id}/status (${status}) answered 409 batch_provisioning right after the batch was created; retried until accepted`);
+        if (n === 0) {
+          this.result.notes.push(`POST /batches/{id}/status (${status}) answered 409 batch_provisioning right after the batch was created; retried until accepted`);
+          this.o.setPhase(`provisioning (bulk ${status} answered 409, retrying)`);
+        }
         await sleep(500);
         continue;
       }
@@ -136,25 +139,34 @@ export class Workload {
     }
     if (a.status !== 200 && a.status !== 202) throw new Error(`bulk ${status}: HTTP ${a.status} ${JSON.stringify(a.body).slice(0, 400)}`);
     const id = a.body.id;
+    this.o.setPhase(`bulk ${status} (operation ${id}, answered ${a.status})`);
     this.result.bulkOperationIds.push(id);
     let op = a.body;
-    const until = Date.now() + 300_000;
+    // A slow machine is not a failure; an operation that stops moving is (3 minutes without progress).
+    let progress = -1;
+    let movedAt = Date.now();
     while (op.state !== 'completed') {
-      if (Date.now() > until) throw new Error(`bulk operation ${id} (${status}) still running after 5 minutes: ${fmtOp(op)}`);
-      await sleep(500);
+      await sleep(1_000);
       const r = await c.request<BulkOp>('GET', `/api/v1/bulk-operations/${id}`);
-      if (r.status === 404) continue; // the workflow has not written its row yet
-      op = (await expectOk(`bulk operation ${id}`, Promise.resolve(r))).body;
+      if (r.status !== 404) op = (await expectOk(`bulk operation ${id}`, Promise.resolve(r))).body; // 404: its row is not written yet
+      const b = await expectOk(`batch ${batchId}`, c.request<{ devicesByStatus: Record<string, number> }>('GET', `/api/v1/batches/${batchId}`));
+      const now = (b.body.devicesByStatus[status] ?? 0) + op.changed + op.unchanged + op.refusedCount;
+      if (now !== progress) {
+        progress = now;
+        movedAt = Date.now();
+      } else if (Date.now() - movedAt > 180_000) {
+        throw new Error(`bulk operation ${id} (${status}) made no progress for 3 minutes: ${fmtOp(op)}, ${b.body.devicesByStatus[status] ?? 0} devices ${status}`);
+      }
     }
     return op;
   }
 
   private async waitBulkIdle(batchId: string): Promise<void> {
     let quiet = 0;
-    const until = Date.now() + 300_000;
+    const until = Date.now() + 600_000;
     while (quiet < 2) {
       quiet = (await this.o.bulkIdle(batchId)) ? quiet + 1 : 0;
-      if (Date.now() > until) throw new Error('bulk status workflows still running after 5 minutes');
+      if (Date.now() > until) throw new Error('bulk status workflows still running after 10 minutes');
       await sleep(1_000);
     }
   }
