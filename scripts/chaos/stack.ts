@@ -32,7 +32,7 @@ export class ProductProcess {
   /** Called after a crash (the run restarts the process, as a supervisor would). */
   onCrash: ((p: ProductProcess) => void) | null = null;
 
-  /** Lines of the current incarnation's output that matched `readyLine`. */
+  /** Whether the current incarnation has printed its `readyLine`. */
   private readySeen = false;
 
   constructor(
