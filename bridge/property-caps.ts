@@ -122,6 +122,11 @@ export class PropertyInventory {
 /** This batch's lists over the stored ones. */
 export function overlay(stored: Announced | null, nodes: string[] | null | undefined, properties: Map<string, string[] | null> | undefined): Announced {
   const out: Announced = { nodes: nodes !== undefined ? nodes : (stored?.nodes ?? null), properties: new Map(stored?.properties ?? []) };
-  if (properties) for (const [n, list] of properties) (list === null ? out.properties.delete(n) : out.properties.set(n, list));
+  if (properties) {
+    for (const [n, list] of properties) {
+      if (list === null) out.properties.delete(n);
+      else out.properties.set(n, list);
+    }
+  }
   return out;
 }

@@ -6,11 +6,13 @@
  * refuses their escapes; text would silently turn them into U+FFFD). With the `u` flag a valid
  * surrogate pair is one code point, so only unpaired halves match.
  */
+// eslint-disable-next-line no-control-regex -- matching U+0000 is the point
 export const UNSTORABLE_CHAR = /[\u0000\uD800-\uDFFF]/u;
 /**
  * The NUL half of the rule as a whole-string pattern, for schemas and the OpenAPI document
  * (fuzzers' regex engines cannot use a surrogate range; the schemas check those separately).
  */
+// eslint-disable-next-line no-control-regex -- matching U+0000 is the point
 export const NO_NUL_TEXT = /^[^\u0000]*$/;
 
 export const isStorableText = (s: string): boolean => !UNSTORABLE_CHAR.test(s);
