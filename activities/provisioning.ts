@@ -1,8 +1,8 @@
 // Activities of the batch provisioning workflow. Each is idempotent: a retry after a crash
 // finds what the first attempt wrote and finishes the job without doing anything twice.
-import { heartbeat } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { CredentialDeriver } from '../domain/credentials';
+import { NotFoundError } from '../domain/errors';
 import { newDeviceId } from '../domain/ids';
 import type { Batch, NewBatch } from '../domain/model';
 import type { Db } from '../db/knex';
@@ -10,6 +10,7 @@ import { getBatch, insertBatch, recordDevicesCreated, recordWorkflowsStarted as 
 import { insertDevices, lifecycleSeeds, type NewDevice } from '../db/repositories/devices';
 import { startDeviceLifecycle } from '../temporal/device-workflows';
 import { mapConcurrent } from './concurrency';
+import { withHeartbeat } from './heartbeat';
 
 export interface ProvisioningDeps {
   db: Db;
@@ -36,21 +37,23 @@ export function provisioningActivities({ db, temporal, taskQueue, credentials }:
     /** Creates the devices with seq in [fromSeq, toSeq). A (batch, seq) that exists is kept as it is. */
     async createDevices(a: { batchId: string; model: string | null; companyId: string | null; fromSeq: number; toSeq: number; total: number }): Promise<void> {
       let seqs = Array.from({ length: a.toSeq - a.fromSeq }, (_, i) => a.fromSeq + i);
-      // 60-bit random IDs collide about never; when one does, that seq simply draws again.
-      for (let round = 0; seqs.length > 0; round++) {
-        if (round === 5) throw new Error(`could not draw unique device IDs for ${seqs.length} devices`);
-        ({ missingSeqs: seqs } = await insertDevices(db, { id: a.batchId, model: a.model, companyId: a.companyId }, seqs.map(newDevice)));
-      }
-      await recordDevicesCreated(db, a.batchId, a.toSeq, a.toSeq >= a.total);
+      await withHeartbeat(() => ({ missing: seqs.length }), async () => {
+        // 60-bit random IDs collide about never; when one does, that seq simply draws again.
+        for (let round = 0; seqs.length > 0; round++) {
+          if (round === 5) throw new Error(`could not draw unique device IDs for ${seqs.length} devices`);
+          ({ missingSeqs: seqs } = await insertDevices(db, { id: a.batchId, model: a.model, companyId: a.companyId }, seqs.map(newDevice)));
+        }
+        await recordDevicesCreated(db, a.batchId, a.toSeq, a.toSeq >= a.total);
+      });
     },
 
     /** Starts the lifecycle workflow of every device with seq in [fromSeq, toSeq), from its Postgres state. */
     async startLifecycleWorkflows(a: { batchId: string; fromSeq: number; toSeq: number }): Promise<void> {
       const batch = await getBatch(db, a.batchId);
-      if (!batch) throw new Error(`batch ${a.batchId} does not exist`);
+      if (!batch) throw new NotFoundError('batch', a.batchId);
       const rows = await lifecycleSeeds(db, a.batchId, a.fromSeq, a.toSeq);
       let done = 0;
-      await mapConcurrent(rows, START_CONCURRENCY, async (d) => {
+      await withHeartbeat(() => done, () => mapConcurrent(rows, START_CONCURRENCY, async (d) => {
         await startDeviceLifecycle(temporal, taskQueue, {
           deviceId: d.id,
           batchId: a.batchId,
@@ -58,8 +61,8 @@ export function provisioningActivities({ db, temporal, taskQueue, credentials }:
           model: batch.model,
           state: { status: d.status, blocked: d.blocked, version: d.status_version },
         });
-        if (++done % 50 === 0) heartbeat(done);
-      });
+        done++;
+      }));
     },
 
     async recordWorkflowsStarted(a: { batchId: string; started: number; complete: boolean }): Promise<void> {
