@@ -55,12 +55,8 @@ function refuseIfIllegal(state: LifecycleState, req: TransitionRequest): void {
 export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void> {
   const { restoreFromPostgres, ...carried } = input;
   let state: LifecycleState = input.state ?? { status: 'new', blocked: false, version: 0 };
-  if (restoreFromPostgres) {
-    // Re-created after the previous run was lost: Postgres knows the status. Updates sent
-    // meanwhile wait (buffered by the SDK) until the handler below is registered.
-    state = await readLifecycleState(input.deviceId);
-    upsertSearchAttributes([{ key: SA.DeviceStatus, value: state.status }]);
-  }
+  /** False until a re-created run has read its state from Postgres (see restoreFromPostgres). */
+  let restored = !restoreFromPostgres;
   /** Handlers writing a change right now; a new-style handler waits until it is the only one. */
   let writing = 0;
   let changesThisRun = 0;
@@ -100,6 +96,7 @@ export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void
   async function recordFirst(req: TransitionRequest): Promise<TransitionResult> {
     // One change at a time: each is checked against, and numbered after, the one before it.
     // (Validators of updates delivered together all saw the state before any of them ran.)
+    await condition(() => restored);
     while (writing > 0) await condition(() => writing === 0);
     writing++;
     try {
@@ -132,8 +129,19 @@ export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void
   }
 
   setHandler(transitionUpdate, (req) => (patched(PATCH_RECORD_FIRST) ? recordFirst(req) : stateFirst(req)), {
-    validator: (req) => refuseIfIllegal(state, req),
+    // Before a re-created run has its state, the handler does the checking.
+    validator: (req) => {
+      if (restored) refuseIfIllegal(state, req);
+    },
   });
+
+  if (restoreFromPostgres) {
+    // Re-created after the previous run was lost: Postgres knows the status. Updates that
+    // arrive meanwhile wait in the handler (handlers must exist in the first activation).
+    state = await readLifecycleState(input.deviceId);
+    upsertSearchAttributes([{ key: SA.DeviceStatus, value: state.status }]);
+    restored = true;
+  }
 
   // An entity lives forever: roll the history over before it grows large.
   const rollOver = () => workflowInfo().continueAsNewSuggested || (input.continueAsNewAfter !== undefined && changesThisRun >= input.continueAsNewAfter);
