@@ -9,6 +9,7 @@ import type { Db } from '../db/knex';
 import { getBatch, insertBatch, recordDevicesCreated, recordWorkflowsStarted as saveWorkflowsStarted } from '../db/repositories/batches';
 import { insertDevices, lifecycleSeeds, type NewDevice } from '../db/repositories/devices';
 import { startDeviceLifecycle } from '../temporal/device-workflows';
+import { isTemporalUnreachable } from '../temporal/errors';
 import { mapConcurrent } from './concurrency';
 import { withHeartbeat } from './heartbeat';
 
@@ -21,6 +22,8 @@ export interface ProvisioningDeps {
 
 /** Workflow starts in flight per activity. */
 const START_CONCURRENCY = 64;
+/** Tries per workflow start that the server timed out, before the activity attempt fails. */
+const START_TRIES = 3;
 
 export function provisioningActivities({ db, temporal, taskQueue, credentials }: ProvisioningDeps) {
   function newDevice(seq: number): NewDevice {
@@ -54,13 +57,16 @@ export function provisioningActivities({ db, temporal, taskQueue, credentials }:
       const rows = await lifecycleSeeds(db, a.batchId, a.fromSeq, a.toSeq);
       let done = 0;
       await withHeartbeat(() => done, () => mapConcurrent(rows, START_CONCURRENCY, async (d) => {
-        await startDeviceLifecycle(temporal, taskQueue, {
-          deviceId: d.id,
-          batchId: a.batchId,
-          companyId: batch.companyId,
-          model: batch.model,
-          state: { status: d.status, blocked: d.blocked, version: d.status_version },
-        });
+        const input = { deviceId: d.id, batchId: a.batchId, companyId: batch.companyId, model: batch.model, state: { status: d.status, blocked: d.blocked, version: d.status_version } };
+        // A busy server times single calls out: retry those here rather than redo the whole chunk.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await startDeviceLifecycle(temporal, taskQueue, input);
+            break;
+          } catch (err) {
+            if (attempt >= START_TRIES || !isTemporalUnreachable(err)) throw err;
+          }
+        }
         done++;
       }));
     },
