@@ -27,7 +27,6 @@ it('accepts a whole-batch change while a 3,000-device batch is provisioned, and 
   const done = await eventually(
     async () => {
       const o = (await (await s.api(location, { token: manufacturer })).json()) as { state: string; changed: number; unchanged: number; refusedCount: number };
-      if (process.env.DEBUG_BULK) console.log(new Date().toISOString(), JSON.stringify(o), JSON.stringify(((await (await s.api(`/api/v1/batches/${batch.id}`)).json()) as Batch).provisioning));
       return o.state === 'completed' ? o : null;
     },
     240_000,
