@@ -4,6 +4,7 @@ import type { Client } from '@temporalio/client';
 import type { CredentialDeriver } from '../domain/credentials';
 import { NotFoundError } from '../domain/errors';
 import { newDeviceId } from '../domain/ids';
+import { deviceTaskQueue } from '../domain/messages';
 import type { Batch, NewBatch } from '../domain/model';
 import type { Db } from '../db/knex';
 import { getBatch, insertBatch, recordDevicesCreated, recordWorkflowsStarted as saveWorkflowsStarted } from '../db/repositories/batches';
@@ -20,8 +21,8 @@ export interface ProvisioningDeps {
   credentials: CredentialDeriver;
 }
 
-/** Workflow starts in flight per activity. */
-const START_CONCURRENCY = 64;
+/** Workflow starts in flight per activity (times START_PARALLELISM): more only queues on the server, in front of other batches. */
+const START_CONCURRENCY = 16;
 /** Tries per workflow start that the server timed out, before the activity attempt fails. */
 const START_TRIES = 3;
 
@@ -61,7 +62,7 @@ export function provisioningActivities({ db, temporal, taskQueue, credentials }:
         // A busy server times single calls out: retry those here rather than redo the whole chunk.
         for (let attempt = 1; ; attempt++) {
           try {
-            await startDeviceLifecycle(temporal, taskQueue, input);
+            await startDeviceLifecycle(temporal, deviceTaskQueue(taskQueue), input);
             break;
           } catch (err) {
             if (attempt >= START_TRIES || !isTemporalUnreachable(err)) throw err;

@@ -62,6 +62,13 @@ export const lifecycleStateQuery = defineQuery<LifecycleState>('state');
  * device workflows and batch acceptance need on the main queue.
  */
 export const fanoutTaskQueue = (taskQueue: string) => `${taskQueue}-fanout`;
+/**
+ * Device lifecycle workflows start on a queue of their own: a large batch starts thousands at
+ * once, and their first workflow tasks would otherwise queue in front of a new batch's workflow
+ * task (which is why batch creation fell back to 202 under load). Workflows started before this
+ * queue existed keep running on the main queue, whose worker still runs them.
+ */
+export const deviceTaskQueue = (taskQueue: string) => `${taskQueue}-devices`;
 
 // ---- Batch provisioning: ID `batch-<batchId>` ----
 export const batchWorkflowId = (batchId: string) => `batch-${batchId}`;

@@ -1,7 +1,7 @@
 // A device workflow lost to an operator's `terminate` is re-created from Postgres (the system of
 // record) by the next command for that device, instead of the device failing forever.
 import type { Batch } from '../domain/model';
-import { deviceWorkflowId, lifecycleStateQuery } from '../domain/messages';
+import { deviceTaskQueue, deviceWorkflowId, lifecycleStateQuery } from '../domain/messages';
 import { SA } from '../domain/search-attributes';
 import { eventually, startStack, type Stack } from './support/stack';
 
@@ -36,7 +36,7 @@ it('re-creates a terminated device workflow from its Postgres row on the next st
   const revived = s.temporal.workflow.getHandle(deviceWorkflowId(id!));
   const d = await revived.describe();
   expect(d.status.name).toBe('RUNNING');
-  expect(d.taskQueue).toBe(s.taskQueue);
+  expect(d.taskQueue).toBe(deviceTaskQueue(s.taskQueue));
   expect(d.typedSearchAttributes.get(SA.DeviceStatus)).toBe('manufactured');
   expect(d.typedSearchAttributes.get(SA.BatchId)).toBe(batch.id);
   expect(d.typedSearchAttributes.get(SA.DeviceModel)).toBe('evc-22');

@@ -1,16 +1,17 @@
 // Builds the Temporal worker with its activities. Used by the worker process and by tests.
 //
-// One process runs two SDK workers: the main one (every workflow; the short activities that
-// device workflows and batch acceptance wait on) and a fan-out one (long activities that create
-// a batch's devices, start their workflows or apply a bulk change, with few slots). A 20,000-device
-// batch then never holds the slots that a device's status change or a new batch's row needs.
+// One process runs three SDK workers: the main one (batch and bulk workflows; the short
+// activities that workflows wait on), a devices one (the same, for device lifecycle workflows on
+// their own queue) and a fan-out one (long activities that create a batch's devices, start their
+// workflows or apply a bulk change, with few slots). A 20,000-device batch then never holds the
+// activity slots, nor fills the workflow task queue, that a new batch or a status change needs.
 import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Duration } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
 import { createActivities } from '../activities';
 import type { CredentialDeriver } from '../domain/credentials';
-import { fanoutTaskQueue } from '../domain/messages';
+import { deviceTaskQueue, fanoutTaskQueue } from '../domain/messages';
 import type { Db } from '../db/knex';
 
 export interface WorkerDeps {
@@ -45,18 +46,22 @@ export async function createWorker(d: WorkerDeps): Promise<Worker> {
   const activities = createActivities({ db: d.db, temporal: d.temporal, taskQueue: d.taskQueue, credentials: d.credentials });
   const shutdown = { shutdownGraceTime: d.shutdownGraceTime ?? DEFAULT_SHUTDOWN_GRACE_TIME, ...(d.shutdownForceTime !== undefined ? { shutdownForceTime: d.shutdownForceTime } : {}) };
   const fanoutNames = new Set<string>(FANOUT_ACTIVITIES);
-  const main = await Worker.create({
-    connection: d.connection,
-    namespace: d.namespace,
-    taskQueue: d.taskQueue,
-    ...(d.workflowBundle ? { workflowBundle: d.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: Object.fromEntries(Object.entries(activities).filter(([name]) => !fanoutNames.has(name))),
-    // Entity workflows (one per device) mostly sleep: many fit in the cache, and evicted ones replay cheaply.
-    maxCachedWorkflows: 2000,
-    maxConcurrentActivityTaskExecutions: 100,
-    maxConcurrentWorkflowTaskExecutions: 100,
-    ...shutdown,
-  });
+  const workflowWorker = (taskQueue: string) =>
+    Worker.create({
+      connection: d.connection,
+      namespace: d.namespace,
+      taskQueue,
+      ...(d.workflowBundle ? { workflowBundle: d.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+      activities: Object.fromEntries(Object.entries(activities).filter(([name]) => !fanoutNames.has(name))),
+      // Entity workflows (one per device) mostly sleep: many fit in the cache, and evicted ones replay cheaply.
+      maxCachedWorkflows: 2000,
+      maxConcurrentActivityTaskExecutions: 100,
+      maxConcurrentWorkflowTaskExecutions: 100,
+      ...shutdown,
+    });
+  // Main: batch and bulk workflows (and device workflows started before the devices queue).
+  const main = await workflowWorker(d.taskQueue);
+  const devices = await workflowWorker(deviceTaskQueue(d.taskQueue));
   const fanout = await Worker.create({
     connection: d.connection,
     namespace: d.namespace,
@@ -65,28 +70,21 @@ export async function createWorker(d: WorkerDeps): Promise<Worker> {
     maxConcurrentActivityTaskExecutions: d.maxConcurrentFanoutActivities ?? DEFAULT_FANOUT_CONCURRENCY,
     ...shutdown,
   });
-  return tieTogether(main, fanout);
+  return tieTogether(main, [devices, fanout]);
 }
 
-function tieTogether(main: Worker, other: Worker): Worker {
+function tieTogether(main: Worker, others: Worker[]): Worker {
   const runMain = main.run.bind(main);
   const shutdownMain = main.shutdown.bind(main);
-  const stopOther = () => {
-    if (other.getState() === 'RUNNING') other.shutdown();
-  };
-  main.shutdown = () => {
-    stopOther();
+  const stopAll = () => {
+    for (const w of others) if (w.getState() === 'RUNNING') w.shutdown();
     if (main.getState() === 'RUNNING') shutdownMain();
   };
+  main.shutdown = stopAll;
   main.run = async () => {
-    const runs = [
-      runMain().finally(stopOther),
-      other.run().finally(() => {
-        if (main.getState() === 'RUNNING') shutdownMain();
-      }),
-    ];
-    const [a, b] = await Promise.allSettled(runs);
-    for (const r of [a, b]) if (r.status === 'rejected') throw r.reason;
+    // Whichever stops first (a signal, a failure) stops the rest; run() ends when all have drained.
+    const results = await Promise.allSettled([runMain(), ...others.map((w) => w.run())].map((p) => p.finally(stopAll)));
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
   };
   return main;
 }
