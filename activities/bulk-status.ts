@@ -1,24 +1,36 @@
 // Activities of the bulk status workflow: each device's change goes through that device's own
 // lifecycle workflow (its validator decides), with an update ID per (operation, device) so a
 // retried chunk is answered from Temporal's record instead of being applied again.
-import { heartbeat } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Db } from '../db/knex';
+import { batchReadiness, getBatch } from '../db/repositories/batches';
 import { insertBulkOperation, saveBulkProgress } from '../db/repositories/bulk-operations';
-import { AppError } from '../domain/errors';
+import { AppError, NotFoundError } from '../domain/errors';
 import type { BulkStatusInput, BulkStatusTally, RefusedDevice } from '../domain/messages';
 import { transitionDevice } from '../temporal/device-workflows';
 import { mapConcurrent } from './concurrency';
+import { withHeartbeat } from './heartbeat';
 
 const UPDATE_CONCURRENCY = 64;
 
 export function bulkStatusActivities({ db, temporal }: { db: Db; temporal: Client }) {
   return {
+    /** Whether every device of the batch exists and has its workflow; an unknown batch is permanent. */
+    async isBatchReady(batchId: string): Promise<boolean> {
+      const r = await batchReadiness(db, batchId);
+      if (r === null) throw new NotFoundError('batch', batchId);
+      return r === 'ready';
+    },
+
     /** Records the operation and returns how many devices it covers. */
     async openBulkOperation(input: BulkStatusInput): Promise<number> {
-      const requested = input.deviceIds
-        ? input.deviceIds.length
-        : Number((await db('devices').where({ batch_id: input.batchId }).count<{ count: string }[]>('* as count'))[0]!.count);
+      // The batch's planned count, not its rows so far: a change may arrive while it is being built.
+      let requested = input.deviceIds?.length;
+      if (requested === undefined) {
+        const batch = await getBatch(db, input.batchId);
+        if (!batch) throw new NotFoundError('batch', input.batchId);
+        requested = batch.count;
+      }
       await insertBulkOperation(db, { id: input.operationId, batchId: input.batchId, targetStatus: input.to, requested, createdBy: input.actorId });
       return requested;
     },
@@ -38,7 +50,7 @@ export function bulkStatusActivities({ db, temporal }: { db: Db; temporal: Clien
       let changed = 0;
       let unchanged = 0;
       let done = 0;
-      await mapConcurrent(ids, UPDATE_CONCURRENCY, async (deviceId) => {
+      await withHeartbeat(() => done, () => mapConcurrent(ids, UPDATE_CONCURRENCY, async (deviceId) => {
         try {
           const r = await transitionDevice(temporal, deviceId, { to: a.to, actor: a.actor, actorId: a.actorId, reason: `bulk operation ${a.operationId}` }, `${a.operationId}:${deviceId}`);
           if (r.changed) changed++;
@@ -48,8 +60,8 @@ export function bulkStatusActivities({ db, temporal }: { db: Db; temporal: Clien
           if (!(err instanceof AppError) || err.status >= 500) throw err;
           refused.push({ deviceId, code: err.code, message: err.message });
         }
-        if (++done % 50 === 0) heartbeat(done);
-      });
+        done++;
+      }));
       return { changed, unchanged, refused };
     },
 

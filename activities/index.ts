@@ -5,6 +5,7 @@ import type { CredentialDeriver } from '../domain/credentials';
 import type { Db } from '../db/knex';
 import { bulkStatusActivities } from './bulk-status';
 import { deviceStatusActivities } from './device-status';
+import { classifyFailures } from './failures';
 import { provisioningActivities } from './provisioning';
 
 export interface ActivityDeps {
@@ -15,11 +16,12 @@ export interface ActivityDeps {
 }
 
 export function createActivities(deps: ActivityDeps) {
-  return {
+  // One classification of permanent errors for every activity (activities/failures.ts).
+  return classifyFailures({
     ...provisioningActivities(deps),
     ...deviceStatusActivities(deps),
     ...bulkStatusActivities(deps),
-  };
+  });
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -21,6 +21,17 @@ export interface DeviceLifecycleInput {
   model: string | null;
   /** Carried over by continueAsNew, or taken from Postgres when a workflow is (re)created. */
   state?: LifecycleState;
+  /**
+   * TEST-ONLY knob: continue-as-new after this many recorded changes in one run, instead of
+   * when Temporal suggests it (thousands of events). Lets tests and replay fixtures cover the
+   * roll-over; production code never sets it.
+   */
+  continueAsNewAfter?: number;
+  /**
+   * Set when a lost workflow (terminated, say) is started again: the run first reads the
+   * device's state from Postgres, the system of record, before it takes any update.
+   */
+  restoreFromPostgres?: boolean;
 }
 
 export interface TransitionRequest {
@@ -38,8 +49,26 @@ export interface TransitionResult {
   version: number;
 }
 
+/** Failure type of an update whose change could not be written to Postgres (nothing changed). */
+export const STATUS_NOT_RECORDED = 'status_not_recorded';
+
 export const transitionUpdate = defineUpdate<TransitionResult, [TransitionRequest]>('transition');
 export const lifecycleStateQuery = defineQuery<LifecycleState>('state');
+
+// ---- Task queues ----
+/**
+ * Long fan-out activities (creating a batch's devices, starting their workflows, bulk changes)
+ * run on a queue of their own with few slots, so that they never hold the activity slots that
+ * device workflows and batch acceptance need on the main queue.
+ */
+export const fanoutTaskQueue = (taskQueue: string) => `${taskQueue}-fanout`;
+/**
+ * Device lifecycle workflows start on a queue of their own: a large batch starts thousands at
+ * once, and their first workflow tasks would otherwise queue in front of a new batch's workflow
+ * task (which is why batch creation fell back to 202 under load). Workflows started before this
+ * queue existed keep running on the main queue, whose worker still runs them.
+ */
+export const deviceTaskQueue = (taskQueue: string) => `${taskQueue}-devices`;
 
 // ---- Batch provisioning: ID `batch-<batchId>` ----
 export const batchWorkflowId = (batchId: string) => `batch-${batchId}`;

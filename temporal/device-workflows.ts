@@ -1,6 +1,6 @@
 // Client-side calls on device lifecycle workflows, shared by the API and the activities.
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
-import type { SearchAttributePair } from '@temporalio/common';
+import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
+import { WorkflowNotFoundError, type SearchAttributePair } from '@temporalio/common';
 import { deviceWorkflowId, transitionUpdate, type DeviceLifecycleInput, type TransitionRequest, type TransitionResult } from '../domain/messages';
 import { SA } from '../domain/search-attributes';
 import type { deviceLifecycle } from '../workflows/device-lifecycle';
@@ -16,7 +16,10 @@ export function lifecycleSearchAttributes(input: DeviceLifecycleInput): SearchAt
   return pairs;
 }
 
-/** Starts the device's lifecycle workflow; one that is already running counts as started. */
+/**
+ * Starts the device's lifecycle workflow; one that is already running counts as started.
+ * A closed run (terminated by an operator, say) does not block a new one.
+ */
 export async function startDeviceLifecycle(client: Client, taskQueue: string, input: DeviceLifecycleInput): Promise<'started' | 'existing'> {
   try {
     await client.workflow.start<typeof deviceLifecycle>('deviceLifecycle', {
@@ -24,6 +27,8 @@ export async function startDeviceLifecycle(client: Client, taskQueue: string, in
       taskQueue,
       args: [input],
       typedSearchAttributes: lifecycleSearchAttributes(input),
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      workflowIdConflictPolicy: 'FAIL',
     });
     return 'started';
   } catch (err) {
@@ -32,10 +37,46 @@ export async function startDeviceLifecycle(client: Client, taskQueue: string, in
   }
 }
 
-/** Asks the device's workflow for a transition; refusals come back as domain errors (409/403). */
-export async function transitionDevice(client: Client, deviceId: string, req: TransitionRequest, updateId?: string): Promise<TransitionResult> {
+/**
+ * A device whose workflow run is closed (lost) gets a new run on the same task queue, which reads
+ * the device's state from Postgres before it takes updates. Returns false when the device never
+ * had a workflow (its batch is still being provisioned).
+ */
+async function recreateIfLost(client: Client, deviceId: string): Promise<boolean> {
+  let d: WorkflowExecutionDescription;
   try {
-    return await client.workflow.getHandle(deviceWorkflowId(deviceId)).executeUpdate(transitionUpdate, { args: [req], updateId });
+    d = await client.workflow.getHandle(deviceWorkflowId(deviceId)).describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
+  }
+  if (d.status.name === 'RUNNING') return true; // started meanwhile (by the batch, or a concurrent command)
+  const batchId = d.typedSearchAttributes.get(SA.BatchId);
+  if (!batchId) return false;
+  await startDeviceLifecycle(client, d.taskQueue, {
+    deviceId,
+    batchId,
+    companyId: d.typedSearchAttributes.get(SA.CompanyId) ?? null,
+    model: d.typedSearchAttributes.get(SA.DeviceModel) ?? null,
+    state: { status: (d.typedSearchAttributes.get(SA.DeviceStatus) ?? 'new') as NonNullable<DeviceLifecycleInput['state']>['status'], blocked: false, version: 0 },
+    restoreFromPostgres: true,
+  });
+  return true;
+}
+
+/**
+ * Asks the device's workflow for a transition; refusals come back as domain errors (409/403).
+ * A lost workflow is re-created from Postgres and asked once more.
+ */
+export async function transitionDevice(client: Client, deviceId: string, req: TransitionRequest, updateId?: string): Promise<TransitionResult> {
+  const ask = () => client.workflow.getHandle(deviceWorkflowId(deviceId)).executeUpdate(transitionUpdate, { args: [req], updateId });
+  try {
+    try {
+      return await ask();
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError) || !(await recreateIfLost(client, deviceId))) throw err;
+      return await ask();
+    }
   } catch (err) {
     throw toAppError(err, `device '${deviceId}'`);
   }

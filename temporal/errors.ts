@@ -1,21 +1,36 @@
 // Turns what Temporal says about a workflow call into the domain's errors, in one place, so the
 // API and the activities that fan out updates agree on every code.
-import { WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
+import { isGrpcServiceError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
 import { AppError, ConflictError, UnavailableError } from '../domain/errors';
+import { STATUS_NOT_RECORDED } from '../domain/messages';
 
-/** Codes that workflow validators use, with the HTTP status each stands for. */
+/** Codes that workflow update handlers and validators use, with the HTTP status each stands for. */
 const REFUSAL_STATUS: Record<string, number> = {
   illegal_transition: 409,
   device_blocked: 409,
   forbidden_transition: 403,
+  // Postgres refused the write (the workflow is unchanged): the request cannot succeed as sent.
+  [STATUS_NOT_RECORDED]: 422,
 };
 
+/** gRPC status codes (grpc-js `status`) that mean the server could not be reached in time. */
+const GRPC_UNAVAILABLE = 14;
+const GRPC_DEADLINE_EXCEEDED = 4;
+
+function causes(err: unknown): unknown[] {
+  const chain: unknown[] = [];
+  for (let e: unknown = err; e instanceof Error && chain.length < 20; e = (e as Error & { cause?: unknown }).cause) chain.push(e);
+  return chain;
+}
+
 function findApplicationFailure(err: unknown): ApplicationFailure | undefined {
-  for (let e: unknown = err; e instanceof Error; e = (e as Error & { cause?: unknown }).cause) {
-    if (e instanceof ApplicationFailure) return e;
-  }
-  return undefined;
+  return causes(err).find((e): e is ApplicationFailure => e instanceof ApplicationFailure);
+}
+
+/** True when the error, or one of its causes, is a gRPC error saying Temporal is out of reach. */
+export function isTemporalUnreachable(err: unknown): boolean {
+  return causes(err).some((e) => isGrpcServiceError(e) && (e.code === GRPC_UNAVAILABLE || e.code === GRPC_DEADLINE_EXCEEDED));
 }
 
 export function toAppError(err: unknown, what: string): AppError {
@@ -32,7 +47,7 @@ export function toAppError(err: unknown, what: string): AppError {
   if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
     return new UnavailableError(`${what}: the change was sent but not confirmed in time; read it back before retrying`);
   }
-  if (err instanceof Error && /UNAVAILABLE|DEADLINE_EXCEEDED|ECONNREFUSED/.test(err.message)) {
+  if (isTemporalUnreachable(err)) {
     return new UnavailableError('the workflow service (Temporal) is unreachable');
   }
   throw err;

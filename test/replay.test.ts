@@ -8,28 +8,59 @@ import { findTemporalCli } from '../runtime/embedded/temporal-cli';
 import type { Batch } from '../domain/model';
 import { batchWorkflowId, deviceWorkflowId } from '../domain/messages';
 import { testEnv } from './support/env';
+import { startDeviceLifecycle, transitionDevice } from '../temporal/device-workflows';
 import { eventually, startStack } from './support/stack';
 
 const ROOT = path.resolve(__dirname, '..');
 const FIXTURES = path.join(__dirname, 'fixtures', 'histories');
 
+/**
+ * Records the current generation of fixtures (the `-v2` files). Older generations (`-v1`) were
+ * recorded on older workflow code and are kept as they are: they prove that running workflows
+ * started on that code still replay (see docs/versioning.md).
+ */
 async function record(): Promise<void> {
   const s = await startStack();
+  const cli = findTemporalCli(ROOT)!;
+  const save = (name: string, workflowId: string, runId?: string) =>
+    fs.writeFileSync(
+      path.join(FIXTURES, `${name}.json`),
+      execFileSync(cli, ['workflow', 'show', '--workflow-id', workflowId, ...(runId ? ['--run-id', runId] : []), '--address', testEnv().temporalAddress, '--output', 'json']),
+    );
   try {
     const batch = (await (await s.api('/api/v1/batches', { method: 'POST', json: { name: 'replay', count: 3, model: 'evc-22' } })).json()) as Batch;
-    await eventually(async () => ((await (await s.api(`/api/v1/batches/${batch.id}`)).json()) as Batch).provisioning.status === 'ready');
-    const [id] = (await s.db('devices').where({ batch_id: batch.id }).orderBy('seq').pluck('id')) as string[];
-    for (const status of ['manufacturing', 'manufactured', 'paired', 'free']) await s.api(`/api/v1/devices/${id}/status`, { method: 'POST', json: { status } });
+    // Sent right after the 201, while the batch may still be provisioned: the bulk workflow
+    // checks (and if need be waits, on durable timers) until the batch is ready.
     const bulk = await s.api(`/api/v1/batches/${batch.id}/status`, { method: 'POST', json: { status: 'manufacturing' } });
     const opId = bulk.headers.get('location')!.split('/').pop()!;
-    const save = async (name: string, workflowId: string) =>
-      fs.writeFileSync(
-        path.join(FIXTURES, `${name}.json`),
-        execFileSync(findTemporalCli(ROOT)!, ['workflow', 'show', '--workflow-id', workflowId, '--address', testEnv().temporalAddress, '--output', 'json']),
-      );
-    await save('device-lifecycle-v1', deviceWorkflowId(id!));
-    await save('batch-provisioning-v1', batchWorkflowId(batch.id));
-    await save('bulk-status-v1', `bulk-status-${opId}`);
+    await eventually(async () => ((await (await s.api(`/api/v1/bulk-operations/${opId}`)).json()) as { state: string }).state === 'completed', 120_000, 500);
+    await eventually(async () => ((await (await s.api(`/api/v1/batches/${batch.id}`)).json()) as Batch).provisioning.status === 'ready', 60_000);
+    const [id] = (await s.db('devices').where({ batch_id: batch.id }).orderBy('seq').pluck('id')) as string[];
+
+    // A device workflow that continues-as-new after two changes (the test-only knob), whose
+    // second run has an update rejected because Postgres refused the write (a NUL byte).
+    const workflowId = deviceWorkflowId(id!);
+    await s.temporal.workflow.getHandle(workflowId).terminate('re-started for the replay fixtures');
+    await startDeviceLifecycle(s.temporal, s.taskQueue, {
+      deviceId: id!,
+      batchId: batch.id,
+      companyId: null,
+      model: 'evc-22',
+      state: { status: 'manufacturing', blocked: false, version: 1 },
+      continueAsNewAfter: 2,
+    });
+    const firstRun = (await s.temporal.workflow.getHandle(workflowId).describe()).runId;
+    for (const status of ['manufactured', 'manufacturing']) await s.api(`/api/v1/devices/${id}/status`, { method: 'POST', json: { status } });
+    await eventually(async () => (await s.temporal.workflow.getHandle(workflowId, firstRun).describe()).status.name === 'CONTINUED_AS_NEW');
+    const rejected = await transitionDevice(s.temporal, id!, { to: 'manufactured', actor: 'admin', reason: 'nul \u0000' }).catch((err: unknown) => err);
+    if (!(rejected instanceof Error) || !/could not be recorded/.test(rejected.message)) throw new Error(`expected a rejected update, got ${String(rejected)}`);
+    await s.api(`/api/v1/devices/${id}/status`, { method: 'POST', json: { status: 'manufactured' } });
+    const secondRun = (await s.temporal.workflow.getHandle(workflowId).describe()).runId;
+
+    await save('device-lifecycle-v2-continue-as-new', workflowId, firstRun);
+    await save('device-lifecycle-v2-rejected-update', workflowId, secondRun);
+    await save('batch-provisioning-v2', batchWorkflowId(batch.id));
+    await save('bulk-status-v2', `bulk-status-${opId}`);
   } finally {
     await s.stop();
   }
@@ -38,7 +69,7 @@ async function record(): Promise<void> {
 it('replays every recorded workflow history on the current code', async () => {
   if (process.env.RECORD_HISTORIES) await record();
   const files = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.json'));
-  expect(files.length).toBeGreaterThanOrEqual(3);
+  expect(files.length).toBeGreaterThanOrEqual(7);
   const out = execFileSync(process.execPath, [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'scripts/replay-histories.ts'), testEnv().workflowBundlePath], { encoding: 'utf8' });
   expect(out).toContain(`${files.length} histories replayed`);
-}, 120_000);
+}, 600_000);

@@ -25,9 +25,21 @@ async function connectWithRetry(address: string, log: ReturnType<typeof createLo
   }
 }
 
+/**
+ * WORKER_SHUTDOWN_GRACE_MS (default 10,000): on SIGTERM/SIGINT the worker takes no new tasks and
+ * gives in-flight activities this long to finish; then it cancels them and, 15 s later at the
+ * latest, exits. (SIGKILL loses the in-flight attempts; Temporal retries them elsewhere.)
+ */
+function shutdownGraceMs(log: ReturnType<typeof createLogger>): number {
+  const raw = process.env.WORKER_SHUTDOWN_GRACE_MS ?? '10000';
+  if (!/^\d{1,7}$/.test(raw)) exitWith(log, `WORKER_SHUTDOWN_GRACE_MS: expected milliseconds (0 to 9999999), got '${raw}'`);
+  return Number(raw);
+}
+
 async function main() {
   const cfg = loadConfigOrExit();
   const log = createLogger(cfg.LOG_LEVEL, 'worker');
+  const graceMs = shutdownGraceMs(log);
   const addr = serviceAddresses(cfg);
 
   const db = createDb(addr.databaseUrl, { min: 0, max: 20 });
@@ -44,9 +56,19 @@ async function main() {
     log.warn({ err: err.message }, 'could not register the custom search attributes; register them with `temporal operator search-attribute create`'),
   );
   const temporal = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE });
-  const worker = await createWorker({ connection, namespace: cfg.TEMPORAL_NAMESPACE, taskQueue: cfg.TEMPORAL_TASK_QUEUE, db, temporal, credentials });
+  const worker = await createWorker({
+    connection,
+    namespace: cfg.TEMPORAL_NAMESPACE,
+    taskQueue: cfg.TEMPORAL_TASK_QUEUE,
+    db,
+    temporal,
+    credentials,
+    shutdownGraceTime: graceMs,
+    shutdownForceTime: graceMs + 15_000,
+  });
   log.info({ taskQueue: cfg.TEMPORAL_TASK_QUEUE, namespace: cfg.TEMPORAL_NAMESPACE }, 'worker running');
-  // worker.run() ends after the SDK's own SIGTERM/SIGINT handling has drained in-flight tasks.
+  // worker.run() ends after the SDK's own SIGTERM/SIGINT handling has drained in-flight tasks
+  // (both the main and the fan-out worker, see create-worker.ts).
   await worker.run();
   await connection.close();
   await db.destroy();

@@ -3,7 +3,7 @@
 // completed chunk; chunk activities are idempotent, so a repeated chunk creates nothing twice.
 import { allHandlersFinished, condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { acceptBatchUpdate, type BatchProvisioningInput } from '../domain/messages';
+import { acceptBatchUpdate, fanoutTaskQueue, type BatchProvisioningInput } from '../domain/messages';
 import type { Batch } from '../domain/model';
 
 /** Devices created per activity: one multi-row insert each. */
@@ -13,20 +13,27 @@ export const START_CHUNK = 500;
 /** Start activities in flight at once: the dev server's start rate needs many calls in flight. */
 export const START_PARALLELISM = 4;
 
-const { createBatchRecord, createDevices, recordWorkflowsStarted } = proxyActivities<Activities>({
+// Short bookkeeping on the main queue: the batch row is what a waiting POST /batches answers with.
+// Bounded: about 25 minutes of retries through a Postgres outage, then the workflow fails.
+const { createBatchRecord, recordWorkflowsStarted } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+  retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 50 },
 });
 
-const { startLifecycleWorkflows } = proxyActivities<Activities>({
-  startToCloseTimeout: '5 minutes',
-  // Activities heartbeat every few dozen calls: a dead worker's chunk is retried within seconds.
-  heartbeatTimeout: '10 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
-});
+/** Long work on the fan-out queue, so that it never holds the main queue's activity slots. */
+function fanoutActivities() {
+  return proxyActivities<Activities>({
+    taskQueue: fanoutTaskQueue(workflowInfo().taskQueue),
+    startToCloseTimeout: '5 minutes',
+    // Activities heartbeat every 2 s: a dead worker's chunk is retried within seconds.
+    heartbeatTimeout: '10 seconds',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 50 },
+  });
+}
 
 export async function batchProvisioning(input: BatchProvisioningInput): Promise<void> {
   const { batch } = input;
+  const { createDevices, startLifecycleWorkflows } = fanoutActivities();
   let record: Promise<Batch> | undefined;
   const ensureRecord = () => (record ??= createBatchRecord(batch));
 

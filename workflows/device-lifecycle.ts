@@ -1,32 +1,50 @@
 // The device lifecycle entity workflow: one per device, for the device's whole life.
 // It holds the status machine; transitions arrive as updates whose validator refuses illegal
-// ones before anything is written; each accepted change goes to Postgres (activity) and to the
-// DeviceStatus search attribute (for the Temporal UI).
+// ones before anything is written; each accepted change goes to Postgres (activity) first, and
+// only once Postgres has it to the workflow's state and the DeviceStatus search attribute, so
+// Temporal never claims a status Postgres does not have.
 import {
+  ActivityFailure,
   ApplicationFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { RetryState } from '@temporalio/common';
 import type { Activities } from '../activities';
 import { checkTransition } from '../domain/device-status';
 import {
   lifecycleStateQuery,
+  STATUS_NOT_RECORDED,
   transitionUpdate,
   type DeviceLifecycleInput,
   type LifecycleState,
   type TransitionRequest,
+  type TransitionResult,
 } from '../domain/messages';
+import type { StatusChange } from '../domain/model';
 import { SA } from '../domain/search-attributes';
+
+/** Patch: record in Postgres before changing state; a change Postgres refuses rejects the update. */
+export const PATCH_RECORD_FIRST = 'record-status-before-state';
 
 const { recordStatusChange } = proxyActivities<Activities>({
   startToCloseTimeout: '10 seconds',
-  // Postgres is the system of record: keep trying through an outage rather than lose a change.
-  retry: { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+  // Bounded: the caller of the update waits for it. Through a short Postgres outage the write
+  // goes through; a longer one rejects the update and leaves the device as it was.
+  scheduleToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 20 },
+});
+
+const { readLifecycleState } = proxyActivities<Activities>({
+  startToCloseTimeout: '10 seconds',
+  scheduleToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 30 },
 });
 
 function refuseIfIllegal(state: LifecycleState, req: TransitionRequest): void {
@@ -35,38 +53,98 @@ function refuseIfIllegal(state: LifecycleState, req: TransitionRequest): void {
 }
 
 export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void> {
-  const state: LifecycleState = input.state ?? { status: 'new', blocked: false, version: 0 };
+  const { restoreFromPostgres, ...carried } = input;
+  let state: LifecycleState = input.state ?? { status: 'new', blocked: false, version: 0 };
+  /** False until a re-created run has read its state from Postgres (see restoreFromPostgres). */
+  let restored = !restoreFromPostgres;
+  /** Handlers writing a change right now; a new-style handler waits until it is the only one. */
+  let writing = 0;
+  let changesThisRun = 0;
 
   setHandler(lifecycleStateQuery, () => ({ ...state }));
 
-  setHandler(
-    transitionUpdate,
-    async (req) => {
-      // Validators of updates delivered together all see the state before any handler ran:
-      // check again now that the earlier handlers have changed it.
+  const change = (req: TransitionRequest, from: LifecycleState['status'], version: number): StatusChange => ({
+    deviceId: input.deviceId,
+    version,
+    from,
+    to: req.to,
+    actor: req.actor,
+    actorId: req.actorId ?? null,
+    reason: req.reason ?? null,
+    at: new Date().toISOString(), // workflow time: deterministic on replay
+  });
+
+  /** Before PATCH_RECORD_FIRST: state first, then Postgres. Kept so that older histories replay. */
+  async function stateFirst(req: TransitionRequest): Promise<TransitionResult> {
+    refuseIfIllegal(state, req);
+    const from = state.status;
+    if (from === req.to) return { deviceId: input.deviceId, from, to: req.to, changed: false, version: state.version };
+    state.status = req.to;
+    state.version += 1;
+    const version = state.version;
+    upsertSearchAttributes([{ key: SA.DeviceStatus, value: req.to }]);
+    writing++;
+    try {
+      await recordStatusChange(change(req, from, version));
+    } finally {
+      writing--;
+    }
+    changesThisRun++;
+    return { deviceId: input.deviceId, from, to: req.to, changed: true, version };
+  }
+
+  async function recordFirst(req: TransitionRequest): Promise<TransitionResult> {
+    // One change at a time: each is checked against, and numbered after, the one before it.
+    // (Validators of updates delivered together all saw the state before any of them ran.)
+    await condition(() => restored);
+    while (writing > 0) await condition(() => writing === 0);
+    writing++;
+    try {
       refuseIfIllegal(state, req);
       const from = state.status;
       if (from === req.to) return { deviceId: input.deviceId, from, to: req.to, changed: false, version: state.version };
+      const version = state.version + 1;
+      try {
+        await recordStatusChange(change(req, from, version));
+      } catch (err) {
+        // A refused write (non-retryable) rolled back: nothing happened. Attempts that ran out
+        // may have committed unseen, so that version number is spent: the next change gets a
+        // higher one and overwrites whatever landed.
+        if (!(err instanceof ActivityFailure && err.retryState === RetryState.NON_RETRYABLE_FAILURE)) state.version = version;
+        throw ApplicationFailure.create({
+          type: STATUS_NOT_RECORDED,
+          message: `the change to '${req.to}' could not be recorded; the device stays '${from}'`,
+          nonRetryable: true,
+          cause: err instanceof Error ? err : undefined,
+        });
+      }
       state.status = req.to;
-      state.version += 1;
-      const version = state.version;
+      state.version = version;
       upsertSearchAttributes([{ key: SA.DeviceStatus, value: req.to }]);
-      await recordStatusChange({
-        deviceId: input.deviceId,
-        version,
-        from,
-        to: req.to,
-        actor: req.actor,
-        actorId: req.actorId ?? null,
-        reason: req.reason ?? null,
-        at: new Date().toISOString(), // workflow time: deterministic on replay
-      });
+      changesThisRun++;
       return { deviceId: input.deviceId, from, to: req.to, changed: true, version };
+    } finally {
+      writing--;
+    }
+  }
+
+  setHandler(transitionUpdate, (req) => (patched(PATCH_RECORD_FIRST) ? recordFirst(req) : stateFirst(req)), {
+    // Before a re-created run has its state, the handler does the checking.
+    validator: (req) => {
+      if (restored) refuseIfIllegal(state, req);
     },
-    { validator: (req) => refuseIfIllegal(state, req) },
-  );
+  });
+
+  if (restoreFromPostgres) {
+    // Re-created after the previous run was lost: Postgres knows the status. Updates that
+    // arrive meanwhile wait in the handler (handlers must exist in the first activation).
+    state = await readLifecycleState(input.deviceId);
+    upsertSearchAttributes([{ key: SA.DeviceStatus, value: state.status }]);
+    restored = true;
+  }
 
   // An entity lives forever: roll the history over before it grows large.
-  await condition(() => workflowInfo().continueAsNewSuggested && allHandlersFinished());
-  await continueAsNew<typeof deviceLifecycle>({ ...input, state });
+  const rollOver = () => workflowInfo().continueAsNewSuggested || (input.continueAsNewAfter !== undefined && changesThisRun >= input.continueAsNewAfter);
+  await condition(() => rollOver() && allHandlersFinished());
+  await continueAsNew<typeof deviceLifecycle>({ ...carried, state });
 }

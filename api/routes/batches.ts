@@ -183,14 +183,11 @@ export function batchRoutes(d: ApiDeps, downloads: ExportGate) {
         202: { description: 'still running: poll the Location', schema: bulkOperationSchema, headers: { Location: 'the bulk operation' } },
         403: errorResponse('this token may not set that status'),
         404: errorResponse('no such batch'),
-        409: errorResponse('the batch is still being provisioned'),
       },
       handler: async ({ res, params, body, principal }) => {
         assertMayTarget(principal, body.status);
+        // A batch still being provisioned is fine: the operation waits for its devices (workflows/bulk-status.ts).
         const batch = await batchOr404(params.id);
-        if (batch.provisioning.status !== 'ready') {
-          throw new ConflictError('batch_provisioning', `batch '${batch.id}' is still being provisioned (${batch.provisioning.workflowsStarted} of ${batch.count} devices ready)`);
-        }
         const operationId = newEntityId();
         const handle = await d.temporal.workflow.start<typeof bulkStatus>('bulkStatus', {
           workflowId: bulkStatusWorkflowId(operationId),

@@ -57,6 +57,12 @@ export async function getBatch(db: Db, id: string): Promise<Batch | null> {
   return row ? toBatch(row) : null;
 }
 
+/** 'ready' once every device exists and has its lifecycle workflow; null for an unknown batch. */
+export async function batchReadiness(db: Db, id: string): Promise<'provisioning' | 'ready' | null> {
+  const row = await db<BatchRow>('batches').where({ id }).first('provisioning_status');
+  return row ? row.provisioning_status : null;
+}
+
 export async function listBatches(db: Db, opts: { limit: number; cursor?: string }): Promise<Page<Batch>> {
   const q = db<BatchRow>('batches').orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(opts.limit + 1);
   if (opts.cursor) {

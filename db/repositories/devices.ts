@@ -97,6 +97,14 @@ export async function lifecycleSeeds(
     .select('id', 'status', 'status_version', 'blocked');
 }
 
+/** What a lost device workflow is re-created from: the device's own row (null when there is none). */
+export async function lifecycleSeed(
+  db: Db,
+  id: string,
+): Promise<{ id: string; status: DeviceStatus; status_version: number; blocked: boolean; batch_id: string; company_id: string | null; model: string | null } | null> {
+  return (await db('devices').where({ id }).first('id', 'status', 'status_version', 'blocked', 'batch_id', 'company_id', 'model')) ?? null;
+}
+
 export async function getDevice(db: Db, id: string): Promise<Device | null> {
   const row: DeviceRow | undefined = await db('devices').where({ id }).first(PUBLIC_COLUMNS);
   return row ? toDevice(row) : null;
