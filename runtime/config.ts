@@ -52,6 +52,8 @@ const schema = z.object({
   LOG_RETENTION_PER_DEVICE: z.coerce.number().int().min(1).max(10_000_000).default(10_000),
   /** How long a set or a diagnostic command waits for the device's answer before 504. */
   DEVICE_REPLY_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(5_000),
+  /** On SIGTERM the worker takes no new tasks and gives in-flight activities this long to finish. */
+  WORKER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   /** The API server's limits (api/http/server.ts, docs/api.md "Limits and timeouts"). */
   HTTP_HEADERS_TIMEOUT_S: z.coerce.number().min(1).max(600).default(20),
   HTTP_REQUEST_TIMEOUT_S: z.coerce.number().min(1).max(3_600).default(60),

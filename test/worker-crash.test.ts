@@ -14,7 +14,8 @@ let dataDir: string;
 
 function spawnWorker(taskQueue: string): ChildProcess {
   const env = testEnv();
-  const child = spawn(process.execPath, [path.join(root, 'node_modules/tsx/dist/cli.mjs'), path.join(root, 'worker/main.ts')], {
+  // `node --import tsx`, not the tsx CLI: the CLI runs the program in a child, which a SIGKILL of the CLI would orphan.
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'worker/main.ts')], {
     cwd: root,
     env: {
       ...process.env,

@@ -25,21 +25,12 @@ async function connectWithRetry(address: string, log: ReturnType<typeof createLo
   }
 }
 
-/**
- * WORKER_SHUTDOWN_GRACE_MS (default 10,000): on SIGTERM/SIGINT the worker takes no new tasks and
- * gives in-flight activities this long to finish; then it cancels them and, 15 s later at the
- * latest, exits. (SIGKILL loses the in-flight attempts; Temporal retries them elsewhere.)
- */
-function shutdownGraceMs(log: ReturnType<typeof createLogger>): number {
-  const raw = process.env.WORKER_SHUTDOWN_GRACE_MS ?? '10000';
-  if (!/^\d{1,7}$/.test(raw)) exitWith(log, `WORKER_SHUTDOWN_GRACE_MS: expected milliseconds (0 to 9999999), got '${raw}'`);
-  return Number(raw);
-}
-
 async function main() {
   const cfg = loadConfigOrExit();
   const log = createLogger(cfg.LOG_LEVEL, 'worker');
-  const graceMs = shutdownGraceMs(log);
+  // On SIGTERM/SIGINT: no new tasks, in-flight activities get this long, then are cancelled and the
+  // worker exits 15 s later at the latest. (SIGKILL loses in-flight attempts; Temporal retries them.)
+  const graceMs = cfg.WORKER_SHUTDOWN_GRACE_MS;
   const addr = serviceAddresses(cfg);
 
   const db = createDb(addr.databaseUrl, { min: 0, max: 20 });
