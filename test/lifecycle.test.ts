@@ -126,6 +126,24 @@ describe('a whole batch at once', () => {
     await eventually(async () => (await s.temporal.workflow.count(`BatchId = "${batch.id}" AND DeviceStatus = "manufactured"`)).count === 11);
   });
 
+  it('answers a retried bulk change with the same Idempotency-Key from the first operation, applied once', async () => {
+    const { batch, ids } = await readyBatch(5);
+    const post = (key: string) =>
+      s.api(`/api/v1/batches/${batch.id}/status`, { method: 'POST', json: { status: 'manufacturing' }, headers: { 'idempotency-key': key } });
+    const first = await post('pallet-7');
+    expect(first.status).toBe(200);
+    // The device is reworked in between: a second run of the same change would move it again.
+    expect((await setStatus(ids[0]!, 'manufactured')).status).toBe(200);
+    const retry = await post('pallet-7');
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get('location')).toBe(first.headers.get('location'));
+    expect(((await retry.json()) as { changed: number }).changed).toBe(5);
+    expect(await dbStatus(ids[0]!)).toMatchObject({ status: 'manufactured' });
+    expect(await s.db('bulk_operations').where({ batch_id: batch.id }).count<{ count: string }[]>('* as count')).toEqual([{ count: '1' }]);
+    // Another key is another operation.
+    expect((await post('pallet-8')).headers.get('location')).not.toBe(first.headers.get('location'));
+  });
+
   it('refuses a manufacturer bulk move outside the provisioning stage, and bad bodies', async () => {
     const { batch, ids } = await readyBatch(2);
     expect((await s.api(`/api/v1/batches/${batch.id}/status`, { method: 'POST', json: { status: 'free' }, token: manufacturer })).status).toBe(403);

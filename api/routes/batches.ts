@@ -24,6 +24,12 @@ import type { bulkStatus } from '../../workflows/bulk-status';
 /** Printable ASCII (what an HTTP header can carry), 1-200 characters. */
 const idempotencyKey = z.string().regex(/^[\x21-\x7E]([\x20-\x7E]{0,198}[\x21-\x7E])?$/, 'must be 1-200 printable ASCII characters');
 const batchHeaders = z.object({ 'idempotency-key': idempotencyKey.optional().describe('a retried POST with the same key returns the batch the first one created') });
+const bulkHeaders = z.object({ 'idempotency-key': idempotencyKey.optional().describe('a retried POST with the same key (same token, same batch) returns the operation the first one started, instead of starting another') });
+
+/** The ID a keyed request stands for: the same caller and key always give the same ID. */
+function keyedId(parts: string[]): string {
+  return crockford(Buffer.from(sha256Hex(parts.join('\0')), 'hex').subarray(0, 16));
+}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
@@ -71,7 +77,7 @@ export function batchRoutes(d: ApiDeps, downloads: ExportGate) {
       handler: async ({ req, res, body, principal }) => {
         // An Idempotency-Key makes a retried POST return the batch the first one created.
         const key = req.headers['idempotency-key'] as string | undefined; // checked by `headers`
-        const id = key !== undefined ? crockford(Buffer.from(sha256Hex(`${principal.tokenId}\0${key}`), 'hex').subarray(0, 16)) : newEntityId();
+        const id = key !== undefined ? keyedId([principal.tokenId, key]) : newEntityId();
         const newBatch = {
           id,
           name: body.name,
@@ -177,6 +183,7 @@ export function batchRoutes(d: ApiDeps, downloads: ExportGate) {
       summary: "Change the status of a batch's devices (all, or those listed)",
       permission: 'devices:status',
       params: idParams,
+      headers: bulkHeaders,
       body: bulkStatusBody,
       responses: {
         200: { description: 'finished: how many changed, were already there, or were refused (and why)', schema: bulkOperationSchema, headers: { Location: 'the bulk operation' } },
@@ -184,17 +191,28 @@ export function batchRoutes(d: ApiDeps, downloads: ExportGate) {
         403: errorResponse('this token may not set that status'),
         404: errorResponse('no such batch'),
       },
-      handler: async ({ res, params, body, principal }) => {
+      handler: async ({ req, res, params, body, principal }) => {
         assertMayTarget(principal, body.status);
         // A batch still being provisioned is fine: the operation waits for its devices (workflows/bulk-status.ts).
         const batch = await batchOr404(params.id);
-        const operationId = newEntityId();
-        const handle = await d.temporal.workflow.start<typeof bulkStatus>('bulkStatus', {
-          workflowId: bulkStatusWorkflowId(operationId),
-          taskQueue: d.taskQueue,
-          args: [{ operationId, batchId: batch.id, to: body.status, actor: actorOf(principal), actorId: principal.tokenId, deviceIds: body.deviceIds }],
-          typedSearchAttributes: [{ key: SA.BatchId, value: batch.id }],
-        });
+        // A client whose answer was lost retries with its key and joins the first operation: a late
+        // duplicate must not apply the change a second time (e.g. send reworked devices back again).
+        const key = req.headers['idempotency-key'] as string | undefined; // checked by `headers`
+        const operationId = key !== undefined ? keyedId([principal.tokenId, 'bulk-status', batch.id, key]) : newEntityId();
+        const workflowId = bulkStatusWorkflowId(operationId);
+        const handle = await d.temporal.workflow
+          .start<typeof bulkStatus>('bulkStatus', {
+            workflowId,
+            taskQueue: d.taskQueue,
+            args: [{ operationId, batchId: batch.id, to: body.status, actor: actorOf(principal), actorId: principal.tokenId, deviceIds: body.deviceIds }],
+            typedSearchAttributes: [{ key: SA.BatchId, value: batch.id }],
+            workflowIdConflictPolicy: 'USE_EXISTING', // a retry while it runs joins it
+            workflowIdReusePolicy: 'REJECT_DUPLICATE', // a retry after it finished must not run it again
+          })
+          .catch((err) => {
+            if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+            return d.temporal.workflow.getHandle<typeof bulkStatus>(workflowId);
+          });
         const waitMs = d.bulkWaitMs ?? 20_000;
         const finished = await Promise.race([handle.result().then(() => true), sleep(waitMs).then(() => false)]);
         res.location(`/api/v1/bulk-operations/${operationId}`);
