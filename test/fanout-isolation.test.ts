@@ -3,7 +3,7 @@
 // row (createBatchRecord, on the main queue) is written at once and its POST answers 201,
 // not the 202 that means "no worker wrote it within 15 s".
 import type { Batch } from '../domain/model';
-import { eventually, startStack, type Stack } from './support/stack';
+import { startStack, type Stack } from './support/stack';
 
 let s: Stack;
 beforeAll(async () => {

@@ -57,10 +57,10 @@ async function record(): Promise<void> {
     await s.api(`/api/v1/devices/${id}/status`, { method: 'POST', json: { status: 'manufactured' } });
     const secondRun = (await s.temporal.workflow.getHandle(workflowId).describe()).runId;
 
-    await save('device-lifecycle-v2-continue-as-new', workflowId, firstRun);
-    await save('device-lifecycle-v2-rejected-update', workflowId, secondRun);
-    await save('batch-provisioning-v2', batchWorkflowId(batch.id));
-    await save('bulk-status-v2', `bulk-status-${opId}`);
+    save('device-lifecycle-v2-continue-as-new', workflowId, firstRun);
+    save('device-lifecycle-v2-rejected-update', workflowId, secondRun);
+    save('batch-provisioning-v2', batchWorkflowId(batch.id));
+    save('bulk-status-v2', `bulk-status-${opId}`);
   } finally {
     await s.stop();
   }
