@@ -39,6 +39,33 @@ export async function insertTelemetry(sql: Sql, c: TelemetryColumns): Promise<nu
   return r.rowCount ?? c.deviceIds.length;
 }
 
+// Redelivery guard (bridge/redelivery.ts): the packet IDs a bridge session committed, written in
+// the same transaction as the batch's rows, and read back only for messages the broker marked
+// DUP (sent again after a reconnect).
+
+const RECORD_PACKETS = `
+  INSERT INTO bridge_committed_packets (client_id, packet_id, digest)
+  SELECT $1, p, h FROM unnest($2::int[], $3::int[]) AS u(p, h)
+  ON CONFLICT (client_id, packet_id) DO UPDATE SET digest = excluded.digest`;
+
+/** Records committed packet IDs (each at most once per call) with their digests. */
+export async function recordCommittedPackets(sql: Sql, clientId: string, packetIds: readonly number[], digests: readonly number[]): Promise<void> {
+  if (packetIds.length === 0) return;
+  await sql.query(RECORD_PACKETS, [clientId, `{${packetIds.join(',')}}`, `{${digests.join(',')}}`]);
+}
+
+/** packet ID → digest of what was last committed under it, for the given IDs. */
+export async function findCommittedPackets(sql: Sql, clientId: string, packetIds: readonly number[]): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  if (packetIds.length === 0) return out;
+  const r = await sql.query<{ packet_id: number; digest: number }>(
+    'SELECT packet_id, digest FROM bridge_committed_packets WHERE client_id = $1 AND packet_id = ANY ($2::int[])',
+    [clientId, `{${packetIds.join(',')}}`],
+  );
+  for (const row of r.rows) out.set(row.packet_id, row.digest);
+  return out;
+}
+
 export interface TelemetryPoint {
   node: string;
   property: string;
