@@ -148,6 +148,33 @@ it('stores nothing twice when the bridge dies after a commit but before its ackn
   }
 });
 
+it('a redelivered message that was never committed is stored although its packet ID has a record of an earlier message', async () => {
+  // The broker reuses a packet ID once it has the PUBACK: in a long session every ID has a record
+  // of some earlier message. Those records (other content) must not hide the redelivered ones.
+  const group = uniqueName('g');
+  const clientId = uniqueName('rdm-bridge-reuse');
+  await db.raw('INSERT INTO bridge_committed_packets (client_id, packet_id, digest) SELECT ?, p, hashtext(p::text) FROM generate_series(1, 65535) AS p', [clientId]);
+  const ids = await createDevices(db, 10);
+  const first = await testBridge({ databaseUrl, group, clientId, beforeWrite: () => new Promise<void>(() => undefined) }); // never commits
+  await publishAll(pub, values(ids, 30));
+  await waitFor(() => first.stats().received >= 300, 5_000, 'received');
+  await sleep(200);
+  await first.stop({ flush: false });
+  expect(await count(ids)).toBe(0);
+
+  const second = await testBridge({ databaseUrl, group, clientId });
+  try {
+    await waitFor(async () => (await count(ids)) >= 300, 10_000, 'redelivered');
+    await second.flush();
+    await sleep(200);
+    expect(await count(ids)).toBe(300);
+    expect(await distinct(ids)).toBe(300);
+    expect(second.stats().redeliveredSkipped).toBe(0);
+  } finally {
+    await second.stop();
+  }
+});
+
 it('keeps its session across a clean restart: messages published meanwhile arrive, none twice', async () => {
   const group = uniqueName('g');
   const clientId = uniqueName('rdm-bridge-restart');
