@@ -153,7 +153,11 @@ it('a redelivered message that was never committed is stored although its packet
   // of some earlier message. Those records (other content) must not hide the redelivered ones.
   const group = uniqueName('g');
   const clientId = uniqueName('rdm-bridge-reuse');
-  await db.raw('INSERT INTO bridge_committed_packets (client_id, packet_id, digest) SELECT ?, p, hashtext(p::text) FROM generate_series(1, 65535) AS p', [clientId]);
+  await db.raw(
+    `INSERT INTO bridge_committed_packets (client_id, block, digests)
+     SELECT ?, b, (SELECT array_agg(hashtext((b * 256 + i)::text) ORDER BY i) FROM generate_series(0, 255) AS i) FROM generate_series(0, 255) AS b`,
+    [clientId],
+  );
   const ids = await createDevices(db, 10);
   const first = await testBridge({ databaseUrl, group, clientId, beforeWrite: () => new Promise<void>(() => undefined) }); // never commits
   await publishAll(pub, values(ids, 30));

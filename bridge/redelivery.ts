@@ -14,15 +14,20 @@
 //   writes such a batch only when every earlier one has finished, so a first delivery still in
 //   an earlier batch is committed and recorded before the check. A first delivery in the same
 //   batch is found in the batch itself.
-import { createHash } from 'node:crypto';
 import type { Sql } from '../db/repositories/sql';
 import { findCommittedPackets } from '../db/repositories/telemetry';
 import { RawBatch } from './raw-batch';
 
-/** A 32-bit signed digest of a message's topic and payload (what the int column holds). */
+/**
+ * A 32-bit signed digest of a message's topic and payload (what the int column holds): FNV-1a,
+ * computed for every QoS 1 message, so cheap (md5 through node:crypto cost ~20 times more).
+ */
 export function messageDigest(topic: string, payload: Buffer): number {
-  const h = createHash('md5').update(topic).update('\u0000').update(payload).digest();
-  return h.readInt32BE(0);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < topic.length; i++) h = Math.imul(h ^ topic.charCodeAt(i), 0x01000193);
+  h = Math.imul(h ^ 0xff, 0x01000193); // separator: ("a/b", "c") differs from ("a/", "bc")
+  for (let i = 0; i < payload.length; i++) h = Math.imul(h ^ payload[i]!, 0x01000193);
+  return h | 0;
 }
 
 export interface CommittedPackets {
