@@ -22,6 +22,7 @@ import type { RawBatch } from './raw-batch';
 import { createWorkflowEvents, type SignalRoute, type Signaller } from './workflow-events';
 import { classifyFailure, writePlan, type WriteResult } from './writer';
 import { createBatchWriter } from './batch-writer';
+import { committedPackets, withoutRedelivered } from './redelivery';
 
 export interface BridgeOptions {
   databaseUrl: string;
@@ -93,6 +94,8 @@ export interface BridgeStats {
   telemetryRows: number;
   acksSent: number;
   acksDropped: number;
+  /** Messages the broker sent again (DUP) that were already committed: acknowledged, not stored. */
+  redeliveredSkipped: number;
 }
 
 export interface Bridge {
@@ -151,6 +154,7 @@ export async function startBridge(o: BridgeOptions): Promise<Bridge> {
   let batches = 0;
   let telemetryRows = 0;
   let droppedTotal = 0;
+  let redeliveredSkipped = 0;
   let lastProgress = now(); // a batch finished (or nothing was waiting)
 
   const ctx = (): PlanContext => ({
@@ -190,13 +194,14 @@ export async function startBridge(o: BridgeOptions): Promise<Bridge> {
   }
 
   /** One try: plan, one transaction, after-commit work. Failures go to the batch writer. */
-  async function attempt(raw: RawBatch): Promise<void> {
+  async function attempt(original: RawBatch): Promise<void> {
     const timer = metrics.batchSeconds.startTimer();
+    const { batch: raw, skipped } = await withoutRedelivered(pool, clientId, original);
     const plan = await buildPlan(raw, ctx());
     const client = await pool.connect();
     let result: WriteResult;
     try {
-      result = await writePlan(client, plan);
+      result = await writePlan(client, plan, { clientId, ...committedPackets(raw) });
     } catch (err) {
       client.release(classifyFailure(err) === 'transient' ? (err as Error) : undefined);
       throw err;
@@ -204,6 +209,10 @@ export async function startBridge(o: BridgeOptions): Promise<Bridge> {
     client.release();
     timer();
     metrics.batches.inc({ result: 'ok' });
+    if (skipped > 0) {
+      redeliveredSkipped += skipped;
+      metrics.redeliveredSkipped.inc(skipped);
+    }
     try {
       afterCommit(plan, result);
     } catch (err) {
@@ -259,7 +268,7 @@ export async function startBridge(o: BridgeOptions): Promise<Bridge> {
     password: o.mqttPassword,
     log,
     onMessage: (packet, conn) =>
-      pipeline.add(packet.topic, packet.payload as Buffer, !packet.retain, packet.qos > 0 ? packet.messageId! : 0, conn),
+      pipeline.add(packet.topic, packet.payload as Buffer, !packet.retain, packet.qos > 0 ? packet.messageId! : 0, conn, packet.qos > 0 && packet.dup),
     isFull: () => pipeline.isFull(),
     onConnectionChange: (c) => metrics.connected.set(c ? 1 : 0),
   });
@@ -316,6 +325,7 @@ export async function startBridge(o: BridgeOptions): Promise<Bridge> {
     telemetryRows,
     acksSent: intake.acksSent,
     acksDropped: intake.acksDropped,
+    redeliveredSkipped,
   });
   if (o.metricsPort !== undefined) {
     server = await serveMetrics(metrics.registry, {

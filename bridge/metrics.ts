@@ -36,6 +36,7 @@ export function createBridgeMetrics(registry: Registry = new Registry()) {
     connected: registry.gauge('rdm_bridge_mqtt_connected', '1 while connected to the broker'),
     devicesOnline: registry.gauge('rdm_devices_online', 'Devices whose last $state is init, ready or alert (counted periodically)'),
     configRepublished: registry.counter('rdm_bridge_config_republished_total', 'Desired configurations re-sent to devices that came online behind').labels(),
+    redeliveredSkipped: registry.counter('rdm_bridge_redelivered_skipped_total', 'Messages the broker sent again (DUP) that were already committed: acknowledged, not stored again').labels(),
     logsPruned: registry.counter('rdm_bridge_logs_pruned_total', 'Device log rows deleted by retention').labels(),
     signals: registry.counter('rdm_bridge_workflow_signals_total', 'Workflow signals sent for device events, by result', ['result']),
   };

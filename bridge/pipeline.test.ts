@@ -41,6 +41,18 @@ describe('pipeline', () => {
     expect(h.p.buffered).toBe(9);
   });
 
+  it('writes a batch with redelivered (DUP) messages only once every earlier batch has finished', async () => {
+    const h = harness();
+    h.add(3); // batch 1, in flight
+    for (let i = 0; i < 3; i++) h.p.add(`t/${i}`, Buffer.from('1'), true, i + 1, 2, true); // batch 2: their redelivery
+    expect(h.written.map((b) => b.seq)).toEqual([1]); // a writer is free, but batch 1 must commit first
+    expect(h.p.queuedBatches).toBe(1);
+    await h.finish(1);
+    expect(h.written.map((b) => b.seq)).toEqual([1, 2]);
+    h.add(3); // batch 3 (no DUP) may run alongside batch 2
+    expect(h.written.map((b) => b.seq)).toEqual([1, 2, 3]);
+  });
+
   it('acknowledges batches in order even when a later one commits first', async () => {
     const h = harness();
     h.add(6);

@@ -50,7 +50,7 @@ export class Pipeline {
     return this.buffered >= this.o.maxBuffered;
   }
 
-  add(topic: string, payload: Buffer, live: boolean, ackId: number, conn: number): void {
+  add(topic: string, payload: Buffer, live: boolean, ackId: number, conn: number, dup = false): void {
     if (this.closed) return;
     const b = this.current;
     // Receive times strictly increase (by a microsecond within one millisecond): "newer wins"
@@ -58,7 +58,7 @@ export class Pipeline {
     let at = (this.o.now ?? Date.now)();
     if (at <= this.lastAt) at = this.lastAt + 0.001;
     this.lastAt = at;
-    b.push(topic, payload, at, live, ackId, conn);
+    b.push(topic, payload, at, live, ackId, conn, dup);
     this.buffered++;
     this.received++;
     if (b.size >= this.o.batchRows) this.seal();
@@ -88,6 +88,9 @@ export class Pipeline {
 
   private pump(): void {
     while (this.inFlight < this.o.maxInFlight && this.queue.length > 0) {
+      // A batch with redelivered messages waits for every earlier batch: their first deliveries
+      // may be in those, and must be committed (and recorded) before the check.
+      if (this.queue[0]!.hasDup && this.inFlight > 0) break;
       const batch = this.queue.shift()!;
       this.inFlight++;
       this.o.write(batch).then(

@@ -12,6 +12,10 @@ export class RawBatch {
   readonly ackIds: number[] = [];
   /** Which MQTT connection it came on: a PUBACK is only valid on that one. */
   readonly ackConns: number[] = [];
+  /** The broker's DUP flag: it sent this message before (bridge/redelivery.ts). */
+  readonly dups: boolean[] = [];
+  /** Some message has DUP set: the batch is checked against what was committed. */
+  hasDup = false;
 
   constructor(readonly seq: number) {}
 
@@ -19,19 +23,21 @@ export class RawBatch {
     return this.topics.length;
   }
 
-  push(topic: string, payload: Buffer, at: number, live: boolean, ackId: number, conn: number): void {
+  push(topic: string, payload: Buffer, at: number, live: boolean, ackId: number, conn: number, dup = false): void {
     this.topics.push(topic);
     this.payloads.push(payload);
     this.ats.push(at);
     this.live.push(live);
     this.ackIds.push(ackId);
     this.ackConns.push(conn);
+    this.dups.push(dup);
+    if (dup) this.hasDup = true;
   }
 
   /** Messages [from, to) as a batch of their own (same seq). */
   slice(from: number, to: number): RawBatch {
     const b = new RawBatch(this.seq);
-    for (let i = from; i < to; i++) b.push(this.topics[i]!, this.payloads[i]!, this.ats[i]!, this.live[i]!, this.ackIds[i]!, this.ackConns[i]!);
+    for (let i = from; i < to; i++) b.push(this.topics[i]!, this.payloads[i]!, this.ats[i]!, this.live[i]!, this.ackIds[i]!, this.ackConns[i]!, this.dups[i]!);
     return b;
   }
 }

@@ -3,7 +3,7 @@
 // and hold row locks only briefly. Property rows are not created here: the admission
 // (property-admission.ts) created them, within the caps, before the plan was built.
 import type { PoolClient } from 'pg';
-import { insertTelemetry } from '../db/repositories/telemetry';
+import { insertTelemetry, recordCommittedPackets } from '../db/repositories/telemetry';
 import { insertLogs } from '../db/repositories/device-logs';
 import { applyDeviceUpdates } from '../db/repositories/device-state';
 import { describeNodes, describeProperties, removeUnlisted, updateCurrentValues } from '../db/repositories/device-properties';
@@ -12,13 +12,15 @@ import { recordCommandResults } from '../db/repositories/command-results';
 import { openAlerts, resolveAlerts } from '../db/repositories/alerts';
 import type { RowTable } from './metrics';
 import type { WritePlan } from './plan';
+import type { CommittedPackets } from './redelivery';
 
 export interface WriteResult {
   rows: Record<RowTable, number>;
   alertsRaised: { device: number; rule: number };
 }
 
-export async function writePlan(client: PoolClient, plan: WritePlan): Promise<WriteResult> {
+/** `packets`: the batch's QoS 1 packet IDs, recorded in the same transaction (redelivery.ts). */
+export async function writePlan(client: PoolClient, plan: WritePlan, packets?: CommittedPackets & { clientId: string }): Promise<WriteResult> {
   const rows: Record<RowTable, number> = { telemetry: 0, device_properties: 0, devices: 0, device_logs: 0, device_config: 0, device_commands: 0, alerts: 0 };
   let alertsRaised = { device: 0, rule: 0 };
   await client.query('BEGIN');
@@ -35,6 +37,7 @@ export async function writePlan(client: PoolClient, plan: WritePlan): Promise<Wr
     alertsRaised = await openAlerts(client, plan.openAlerts);
     rows.alerts += alertsRaised.device + alertsRaised.rule;
     rows.alerts += await resolveAlerts(client, plan.resolveAlerts);
+    if (packets) await recordCommittedPackets(client, packets.clientId, packets.packetIds, packets.digests);
     await client.query('COMMIT');
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);

@@ -1,6 +1,6 @@
 import { createDevices } from '../../bridge/test-helpers';
 import { repositoryDb } from '../../test/support/db';
-import { insertTelemetry, queryTelemetry, telemetryBuckets } from './telemetry';
+import { findCommittedPackets, insertTelemetry, queryTelemetry, recordCommittedPackets, telemetryBuckets } from './telemetry';
 
 const { db, pool } = repositoryDb();
 let device: string;
@@ -76,5 +76,17 @@ describe('telemetry', () => {
     ]);
     await expect(telemetryBuckets(db, { deviceId: device, node: 'env', property: 'temperature', from: T0.toString(), to: new Date(T0 + 86_400_000 * 365), bucketSeconds: 1 })).rejects.toThrow();
     await expect(telemetryBuckets(db, { deviceId: device, node: 'env', property: 'temperature', from: new Date(T0 + 1), to: new Date(T0), bucketSeconds: 60 })).rejects.toThrow(/before/);
+  });
+});
+
+describe('committed packet IDs (the bridge\'s redelivery guard)', () => {
+  it('records digests by packet ID across blocks, a later record replacing only its own IDs', async () => {
+    const clientId = `c-${Date.now()}`;
+    await recordCommittedPackets(pool, clientId, [1, 2, 255, 256, 65535], [10, -20, 30, 40, 2147483647]);
+    await recordCommittedPackets(pool, clientId, [2, 300], [21, -2147483648]);
+    await recordCommittedPackets(pool, `${clientId}-other`, [1], [99]);
+    const found = await findCommittedPackets(pool, clientId, [1, 2, 3, 255, 256, 300, 65535]);
+    expect(Object.fromEntries(found)).toEqual({ 1: 10, 2: 21, 255: 30, 256: 40, 300: -2147483648, 65535: 2147483647 });
+    expect((await findCommittedPackets(pool, clientId, [])).size).toBe(0);
   });
 });

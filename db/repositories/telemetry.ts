@@ -39,6 +39,56 @@ export async function insertTelemetry(sql: Sql, c: TelemetryColumns): Promise<nu
   return r.rowCount ?? c.deviceIds.length;
 }
 
+// Redelivery guard (bridge/redelivery.ts): the digests of the packet IDs a bridge session
+// committed, written in the same transaction as the batch's rows and read back only for messages
+// the broker marked DUP (sent again after a reconnect). Packet IDs are kept in blocks of 256 (row
+// `block` = id >> 8, element (id & 255) + 1 of `digests`, NULL where nothing is recorded): a batch
+// of 5,000 consecutive IDs updates ~20 rows, not 5,000.
+
+export const PACKET_BLOCK = 256;
+
+const RECORD_PACKETS = `
+  INSERT INTO bridge_committed_packets AS t (client_id, block, digests)
+  SELECT $1, u.b, u.d::int[] FROM unnest($2::int[], $3::text[]) AS u(b, d)
+  ON CONFLICT (client_id, block) DO UPDATE SET digests = (
+    SELECT array_agg(coalesce(x.n, x.o) ORDER BY x.i) FROM unnest(excluded.digests, t.digests) WITH ORDINALITY AS x(n, o, i))`;
+
+/** Records committed packet IDs (each at most once per call) with their digests. */
+export async function recordCommittedPackets(sql: Sql, clientId: string, packetIds: readonly number[], digests: readonly number[]): Promise<void> {
+  if (packetIds.length === 0) return;
+  const blocks = new Map<number, (number | null)[]>();
+  for (let i = 0; i < packetIds.length; i++) {
+    const b = packetIds[i]! >> 8;
+    let d = blocks.get(b);
+    if (!d) blocks.set(b, (d = new Array<number | null>(PACKET_BLOCK).fill(null)));
+    d[packetIds[i]! & 0xff] = digests[i]!;
+  }
+  const ids: number[] = [];
+  const arrays: string[] = [];
+  for (const [b, d] of blocks) {
+    ids.push(b);
+    arrays.push(`{${d.map((x) => (x === null ? 'NULL' : String(x))).join(',')}}`);
+  }
+  await sql.query(RECORD_PACKETS, [clientId, `{${ids.join(',')}}`, textArray(arrays)]);
+}
+
+/** packet ID → digest of what was last committed under it, for the given IDs. */
+export async function findCommittedPackets(sql: Sql, clientId: string, packetIds: readonly number[]): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  if (packetIds.length === 0) return out;
+  const blocks = [...new Set(packetIds.map((id) => id >> 8))];
+  const r = await sql.query<{ block: number; digests: (number | null)[] }>(
+    'SELECT block, digests FROM bridge_committed_packets WHERE client_id = $1 AND block = ANY ($2::int[])',
+    [clientId, `{${blocks.join(',')}}`],
+  );
+  const byBlock = new Map(r.rows.map((row) => [row.block, row.digests]));
+  for (const id of packetIds) {
+    const d = byBlock.get(id >> 8)?.[id & 0xff];
+    if (d !== null && d !== undefined) out.set(id, d);
+  }
+  return out;
+}
+
 export interface TelemetryPoint {
   node: string;
   property: string;
