@@ -217,7 +217,7 @@ export async function startBridgeProcess(cleanup: Cleanup, o: { databaseUrl: str
   const stop = () => proc.stop('SIGTERM', 20_000);
   cleanup.add('stop the bridge', stop);
   const stats = async (): Promise<BridgeStats> => {
-    const res = await fetch(`${metricsUrl}/healthz`);
+    const res = await getIdempotent(`${metricsUrl}/healthz`);
     return ((await res.json()) as { detail: BridgeStats }).detail;
   };
   const until = Date.now() + 60_000;
@@ -237,7 +237,7 @@ export async function startBridgeProcess(cleanup: Cleanup, o: { databaseUrl: str
     process: proc,
     stats,
     async metrics() {
-      const text = await (await fetch(`${metricsUrl}/metrics`)).text();
+      const text = await (await getIdempotent(`${metricsUrl}/metrics`)).text();
       const out = new Map<string, number>();
       for (const line of text.split('\n')) {
         if (!line || line.startsWith('#')) continue;
@@ -454,4 +454,19 @@ export function table(header: string[], rows: string[][]): string {
   const line = (cells: string[]) =>
     cells.map((c, i) => (/^[-+~]?[\d,.]+( ?[%a-zA-Z/]+)?$|^[\d.]+ s$/.test(c) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+/**
+ * A GET sent once more when its pooled keep-alive connection was closed by the server just as it
+ * was reused ("other side closed", ECONNRESET): the race every HTTP client retries idempotent
+ * requests for. Any other failure, and a second one, is the caller's.
+ */
+export async function getIdempotent(url: string): Promise<Response> {
+  try {
+    return await fetch(url);
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    if (cause?.code !== 'ECONNRESET' && cause?.code !== 'UND_ERR_SOCKET') throw err;
+    return fetch(url);
+  }
 }
