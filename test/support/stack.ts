@@ -43,6 +43,8 @@ export interface StackOptions {
   /** The HTTP server's limits (api/http/server.ts), as api/main.ts sets them from the configuration. */
   server?: Partial<ServerLimits>;
   exports?: Partial<ExportLimits>;
+  /** A database of the test file's own (default: the suite's shared one). */
+  databaseUrl?: string;
 }
 
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
@@ -52,7 +54,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     runtimeInstalled = true;
   }
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'test');
-  const db = createDb(env.databaseUrl);
+  const db = createDb(opts.databaseUrl ?? env.databaseUrl);
   const credentials = new CredentialDeriver(Buffer.from(env.deviceSecretKey));
   const connection = await Connection.connect({ address: env.temporalAddress });
   const temporal = new Client({ connection, namespace: 'default' });
