@@ -59,7 +59,7 @@ describe('a device publishing thousands of distinct property topics', () => {
   const CAP_PER_NODE = 50;
   const CAP = CAP_NODES * CAP_PER_NODE;
   // The bridges write a database of this file's own (the broker is shared: another file's devices
-  // are unknown there, so every count below is this file's); the API test uses the run's database.
+  // are unknown there, so every count below is this file's; the API test reads it too).
   let db: Db;
   let databaseUrl: string;
   let dropDb: () => Promise<void>;
@@ -71,6 +71,11 @@ describe('a device publishing thousands of distinct property topics', () => {
     pub = await publisher();
   });
 
+  // Every test's bridges write this one database, each in a share group of its own: one left
+  // running would store the next test's messages a second time.
+  afterEach(async () => {
+    for (const b of bridges.splice(0)) await b.stop();
+  });
   afterAll(async () => {
     pub?.end(true);
     for (const b of bridges) await b.stop();
