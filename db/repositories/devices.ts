@@ -178,13 +178,6 @@ export async function applyStatusChange(db: Db, c: StatusChange): Promise<void> 
   });
 }
 
-export async function statusHistory(db: Db, deviceId: string): Promise<StatusChange[]> {
-  const rows = await db('device_status_events').where({ device_id: deviceId }).orderBy('version');
-  return rows.map((r) => ({
-    deviceId: r.device_id, version: r.version, from: r.from_status, to: r.to_status, actor: r.actor, actorId: r.actor_id, reason: r.reason, at: r.at.toISOString(),
-  }));
-}
-
 /** Which generation of derived credentials the device holds (bumped when they are re-keyed). */
 export async function secretGeneration(db: Db, id: string): Promise<number | null> {
   const row = await db('devices').where({ id }).first('secret_generation');

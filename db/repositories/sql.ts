@@ -8,16 +8,6 @@ export interface Sql {
   query<R extends QueryResultRow = QueryResultRow>(text: string, values?: unknown[]): Promise<QueryResult<R>>;
 }
 
-/** Milliseconds since the epoch → timestamptz, in SQL: sent as float8 (cheaper than Date objects). */
-export const msToTimestamp = (expr: string) => `to_timestamp(${expr} / 1000.0)`;
-
-/** Postgres text and jsonb refuse U+0000; a device can still send it. */
-export const hasNul = (s: string): boolean => s.indexOf('\u0000') !== -1;
-
-/** A timestamptz as Postgres prints it (`at::text`): what keyset cursors carry, to the microsecond. */
-const PG_TIMESTAMP_TEXT = /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([+-]\d{2}(:?\d{2})?|Z)$/;
-export const isTimestampText = (v: unknown): v is string => typeof v === 'string' && PG_TIMESTAMP_TEXT.test(v);
-
 // Array parameters built as Postgres array literals directly: pg's generic serializer escapes
 // every element with regular expressions (about three times slower).
 

@@ -77,8 +77,3 @@ export async function revokeToken(db: Db, id: string): Promise<boolean> {
   const n = await db('tokens').where({ id }).update({ revoked_at: db.raw('COALESCE(revoked_at, now())') });
   return n > 0;
 }
-
-export async function countActiveTokens(db: Db, kind: TokenKind): Promise<number> {
-  const [{ count }] = await db('tokens').where({ kind }).whereNull('revoked_at').count<{ count: string }[]>('* as count');
-  return Number(count);
-}
