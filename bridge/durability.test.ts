@@ -131,8 +131,10 @@ it('stores nothing twice when the bridge dies after a commit but before its ackn
   await first.stop({ flush: false });
   expect(first.stats().acksSent).toBe(0);
   const stored = await count(ids);
+  // How many committed depends on how the batches formed (a busy machine flushes smaller ones on
+  // time); no ack went out, so every one of them comes back as a redelivery to recognise.
   expect(stored).toBeGreaterThanOrEqual(100);
-  expect(stored).toBeLessThan(200);
+  expect(stored).toBeLessThanOrEqual(200);
 
   const second = await testBridge({ databaseUrl, group, clientId });
   try {
