@@ -144,7 +144,8 @@ it('stores nothing twice when the bridge dies after a commit but before its ackn
     await sleep(300);
     expect(await count(ids)).toBe(200);
     expect(await distinct(ids)).toBe(200);
-    expect(second.stats().redeliveredSkipped).toBe(stored);
+    // At least every committed one was recognised (a reconnect may redeliver, and skip, some twice).
+    expect(second.stats().redeliveredSkipped).toBeGreaterThanOrEqual(stored);
   } finally {
     await second.stop();
   }

@@ -9,7 +9,8 @@ import { eventually, startStack, type Stack } from './support/stack';
 
 let s: Stack;
 beforeAll(async () => {
-  s = await startStack({ acceptWaitMs: 4_000 });
+  // The product's wait (15 s): on a busy machine the worker may take seconds to write the batch.
+  s = await startStack({ acceptWaitMs: 15_000 });
 });
 afterAll(() => s.stop());
 
