@@ -22,7 +22,7 @@ export interface ProvisioningDeps {
 }
 
 /** Workflow starts in flight per activity (times START_PARALLELISM): more only queues on the server, in front of other batches. */
-const START_CONCURRENCY = 16;
+export const START_CONCURRENCY = 16;
 /** Tries per workflow start that the server timed out, before the activity attempt fails. */
 const START_TRIES = 3;
 

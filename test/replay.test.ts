@@ -15,7 +15,7 @@ const ROOT = path.resolve(__dirname, '..');
 const FIXTURES = path.join(__dirname, 'fixtures', 'histories');
 
 /**
- * Records the current generation of fixtures (the `-v2` files). Older generations (`-v1`) were
+ * Records the current generation of fixtures (the `-v3` files). Older generations (`-v1`) were
  * recorded on older workflow code and are kept as they are: they prove that running workflows
  * started on that code still replay (see docs/versioning.md).
  */
@@ -57,10 +57,10 @@ async function record(): Promise<void> {
     await s.api(`/api/v1/devices/${id}/status`, { method: 'POST', json: { status: 'manufactured' } });
     const secondRun = (await s.temporal.workflow.getHandle(workflowId).describe()).runId;
 
-    save('device-lifecycle-v2-continue-as-new', workflowId, firstRun);
-    save('device-lifecycle-v2-rejected-update', workflowId, secondRun);
-    save('batch-provisioning-v2', batchWorkflowId(batch.id));
-    save('bulk-status-v2', `bulk-status-${opId}`);
+    save('device-lifecycle-v3-continue-as-new', workflowId, firstRun);
+    save('device-lifecycle-v3-rejected-update', workflowId, secondRun);
+    save('batch-provisioning-v3', batchWorkflowId(batch.id)); // v3: starts in a sliding window
+    save('bulk-status-v3', `bulk-status-${opId}`);
   } finally {
     await s.stop();
   }
@@ -69,7 +69,7 @@ async function record(): Promise<void> {
 it('replays every recorded workflow history on the current code', async () => {
   if (process.env.RECORD_HISTORIES) await record();
   const files = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.json'));
-  expect(files.length).toBeGreaterThanOrEqual(7);
+  expect(files.length).toBeGreaterThanOrEqual(11);
   const out = execFileSync(process.execPath, [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'scripts/replay-histories.ts'), testEnv().workflowBundlePath], { encoding: 'utf8' });
   expect(out).toContain(`${files.length} histories replayed`);
 }, 600_000);

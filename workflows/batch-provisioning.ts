@@ -1,10 +1,13 @@
 // Builds a batch: the batch row, then every device (IDs and credentials, in idempotent chunks),
 // then every device's lifecycle workflow. A worker crash half-way resumes from the last
 // completed chunk; chunk activities are idempotent, so a repeated chunk creates nothing twice.
-import { allHandlersFinished, condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { acceptBatchUpdate, fanoutTaskQueue, type BatchProvisioningInput } from '../domain/messages';
 import type { Batch } from '../domain/model';
+
+/** Patch: workflow starts in a sliding window of chunks instead of waves. */
+export const PATCH_SLIDING_STARTS = 'sliding-start-window';
 
 /** Devices created per activity: one multi-row insert each. */
 export const CREATE_CHUNK = 2000;
@@ -55,18 +58,47 @@ export async function batchProvisioning(input: BatchProvisioningInput): Promise<
     await rollOver();
   }
 
-  while (workflowsStarted < batch.count) {
-    const wave: Promise<void>[] = [];
-    let end = workflowsStarted;
-    for (let i = 0; i < START_PARALLELISM && end < batch.count; i++) {
-      const from = end;
-      end = Math.min(batch.count, from + START_CHUNK);
-      wave.push(startLifecycleWorkflows({ batchId: batch.id, fromSeq: from, toSeq: end }));
+  if (patched(PATCH_SLIDING_STARTS)) {
+    // A sliding window: a new chunk starts as soon as any chunk finishes, so the server always
+    // has START_PARALLELISM chunks' starts in flight (waves left it idle at each wave's tail).
+    // Progress is the completed prefix; a chunk after it that finished is redone after a
+    // continue-as-new, which its idempotent starts make harmless.
+    const inFlight = new Map<number, Promise<number>>();
+    const finished = new Set<number>();
+    let next = workflowsStarted;
+    while (workflowsStarted < batch.count) {
+      const rolling = workflowInfo().continueAsNewSuggested;
+      while (!rolling && inFlight.size < START_PARALLELISM && next < batch.count) {
+        const from = next;
+        next = Math.min(batch.count, from + START_CHUNK);
+        inFlight.set(from, startLifecycleWorkflows({ batchId: batch.id, fromSeq: from, toSeq: next }).then(() => from));
+      }
+      // Rolling over with nothing in flight: what the next run carries is exactly the prefix.
+      if (inFlight.size === 0) {
+        await rollOver();
+        continue;
+      }
+      const from = await Promise.race(inFlight.values());
+      inFlight.delete(from);
+      finished.add(from);
+      const before = workflowsStarted;
+      while (finished.delete(workflowsStarted)) workflowsStarted = Math.min(batch.count, workflowsStarted + START_CHUNK);
+      if (workflowsStarted > before) await recordWorkflowsStarted({ batchId: batch.id, started: workflowsStarted, complete: workflowsStarted >= batch.count });
     }
-    await Promise.all(wave);
-    workflowsStarted = end;
-    await recordWorkflowsStarted({ batchId: batch.id, started: workflowsStarted, complete: workflowsStarted >= batch.count });
-    await rollOver();
+  } else {
+    while (workflowsStarted < batch.count) {
+      const wave: Promise<void>[] = [];
+      let end = workflowsStarted;
+      for (let i = 0; i < START_PARALLELISM && end < batch.count; i++) {
+        const from = end;
+        end = Math.min(batch.count, from + START_CHUNK);
+        wave.push(startLifecycleWorkflows({ batchId: batch.id, fromSeq: from, toSeq: end }));
+      }
+      await Promise.all(wave);
+      workflowsStarted = end;
+      await recordWorkflowsStarted({ batchId: batch.id, started: workflowsStarted, complete: workflowsStarted >= batch.count });
+      await rollOver();
+    }
   }
   await condition(allHandlersFinished);
 }

@@ -1,6 +1,8 @@
 // Provisioning figures: a COUNT-device batch (default 10,000) through the real API, worker,
 // PostgreSQL and a Temporal dev server with a SQLite file (as `npm start` runs it).
 //   npx tsx scripts/bench/provisioning.ts [count]
+// First, the bare path on the same server: a plain client starting COUNT idle workflows with as
+// many starts in flight as the product uses, so that the product's start rate reads as a ratio.
 // PostgreSQL: BENCH_PG_ADMIN_URL (default the machine's postgres://postgres@127.0.0.1:5432/postgres);
 // a scratch database is created and dropped.
 import fs from 'node:fs';
@@ -8,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import knexFactory from 'knex';
 import { buildApp } from '../../api/app';
 import { DeviceRequests } from '../../api/device-requests';
@@ -18,6 +20,9 @@ import { createDb, migrateLatest } from '../../db/knex';
 import { freePort } from '../../runtime/embedded/free-port';
 import { startTemporalDevServer } from '../../runtime/embedded/temporal-dev-server';
 import { createLogger } from '../../runtime/logger';
+import { START_CHUNK, START_PARALLELISM } from '../../workflows/batch-provisioning';
+import { mapConcurrent } from '../../activities/concurrency';
+import { START_CONCURRENCY } from '../../activities/provisioning';
 import { createWorker } from '../../worker/create-worker';
 
 const COUNT = Number(process.argv[2] ?? 10_000);
@@ -41,6 +46,17 @@ async function main() {
   const native = await NativeConnection.connect({ address: temporalServer.address });
   const credentials = new CredentialDeriver(Buffer.from('bench-key-0123456789abcdef0123456789abcdef'));
   const taskQueue = 'bench';
+
+  // The bare path: the same number of starts in flight, a worker that runs each first task.
+  const inFlight = START_CONCURRENCY * START_PARALLELISM;
+  const idleWorker = await Worker.create({ connection: native, namespace: 'default', taskQueue: 'bench-idle', workflowsPath: path.join(__dirname, 'workflows', 'idle.ts') });
+  const idleRunning = idleWorker.run();
+  const r0 = performance.now();
+  await mapConcurrent(Array.from({ length: COUNT }, (_, i) => i), inFlight, (i) =>
+    temporal.workflow.start('benchIdle', { workflowId: `idle-${i}`, taskQueue: 'bench-idle' }).then(() => undefined));
+  const tRaw = performance.now() - r0;
+  idleWorker.shutdown();
+  await idleRunning;
   const worker = await createWorker({ connection: native, namespace: 'default', taskQueue, db, temporal, credentials });
   const running = worker.run();
   const adminToken = newApiToken();
@@ -90,7 +106,9 @@ async function main() {
   console.log(`batch of ${COUNT} devices (Temporal dev server, SQLite WAL; worker and API in this process)`);
   console.log(`  201 Created                 ${s(t201)}`);
   console.log(`  CSV downloadable (+fetched) ${s(tCsv)}`);
-  console.log(`  all lifecycle workflows     ${s(tAll)}   (${running_.count} running; ${(COUNT / (tAll / 1000)).toFixed(0)} starts/s)`);
+  const rate = (ms: number) => COUNT / (ms / 1000);
+  console.log(`  bare client: ${COUNT} idle workflows started ${s(tRaw)}   (${rate(tRaw).toFixed(0)} starts/s, ${inFlight} in flight)`);
+  console.log(`  all lifecycle workflows     ${s(tAll)}   (${running_.count} running; ${rate(tAll).toFixed(0)} starts/s; ratio to the bare client ${(rate(tAll) / rate(tRaw)).toFixed(2)}; ${inFlight} in flight in ${START_CHUNK}-device chunks)`);
   console.log(`  bundle.zip streamed         ${s(tZip)}   (${(bytes / 2 ** 20).toFixed(1)} MiB; RSS ${(rssBefore / 2 ** 20).toFixed(0)} -> peak ${(rssPeak / 2 ** 20).toFixed(0)} MiB)`);
 
   server.close();
