@@ -11,7 +11,7 @@ import { transitionDevice } from '../temporal/device-workflows';
 import { mapConcurrent } from './concurrency';
 import { withHeartbeat } from './heartbeat';
 
-const UPDATE_CONCURRENCY = 64;
+export const UPDATE_CONCURRENCY = 64;
 
 export function bulkStatusActivities({ db, temporal }: { db: Db; temporal: Client }) {
   return {

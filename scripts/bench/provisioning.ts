@@ -1,8 +1,9 @@
 // Provisioning figures: a COUNT-device batch (default 10,000) through the real API, worker,
 // PostgreSQL and a Temporal dev server with a SQLite file (as `npm start` runs it).
 //   npx tsx scripts/bench/provisioning.ts [count]
-// First, the bare path on the same server: a plain client starting COUNT idle workflows with as
-// many starts in flight as the product uses, so that the product's start rate reads as a ratio.
+// First, the bare path on the same server: a plain client starting COUNT idle workflows, then
+// sending each an update, with as many calls in flight as the product uses, so that the
+// product's start rate and its bulk status change read as ratios to it.
 // PostgreSQL: BENCH_PG_ADMIN_URL (default the machine's postgres://postgres@127.0.0.1:5432/postgres);
 // a scratch database is created and dropped.
 import fs from 'node:fs';
@@ -23,6 +24,7 @@ import { createLogger } from '../../runtime/logger';
 import { START_CHUNK, START_PARALLELISM } from '../../workflows/batch-provisioning';
 import { mapConcurrent } from '../../activities/concurrency';
 import { START_CONCURRENCY } from '../../activities/provisioning';
+import { UPDATE_CONCURRENCY } from '../../activities/bulk-status';
 import { createWorker } from '../../worker/create-worker';
 
 const COUNT = Number(process.argv[2] ?? 10_000);
@@ -55,6 +57,10 @@ async function main() {
   await mapConcurrent(Array.from({ length: COUNT }, (_, i) => i), inFlight, (i) =>
     temporal.workflow.start('benchIdle', { workflowId: `idle-${i}`, taskQueue: 'bench-idle' }).then(() => undefined));
   const tRaw = performance.now() - r0;
+  const u0 = performance.now();
+  await mapConcurrent(Array.from({ length: COUNT }, (_, i) => i), UPDATE_CONCURRENCY, (i) =>
+    temporal.workflow.getHandle(`idle-${i}`).executeUpdate('poke', { args: [1] }).then(() => undefined));
+  const tRawUpdates = performance.now() - u0;
   idleWorker.shutdown();
   await idleRunning;
   const worker = await createWorker({ connection: native, namespace: 'default', taskQueue, db, temporal, credentials });
@@ -100,6 +106,18 @@ async function main() {
   const tZip = performance.now() - z0;
   clearInterval(sampler);
 
+  // A bulk status change of the whole batch: one update per device workflow, each recorded in Postgres.
+  const b0 = performance.now();
+  const bulk = await fetch(`${base}/batches/${id}/status`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ status: 'manufacturing' }) });
+  const opUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}${bulk.headers.get('location')}`;
+  let op: { state: string; changed: number };
+  for (;;) {
+    op = (await (await fetch(opUrl, { headers: auth })).json()) as typeof op;
+    if (op.state === 'completed') break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const tBulk = performance.now() - b0;
+
   const cpu = os.cpus();
   const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
   console.log(`machine: ${cpu[0]?.model} x${cpu.length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`);
@@ -109,6 +127,8 @@ async function main() {
   const rate = (ms: number) => COUNT / (ms / 1000);
   console.log(`  bare client: ${COUNT} idle workflows started ${s(tRaw)}   (${rate(tRaw).toFixed(0)} starts/s, ${inFlight} in flight)`);
   console.log(`  all lifecycle workflows     ${s(tAll)}   (${running_.count} running; ${rate(tAll).toFixed(0)} starts/s; ratio to the bare client ${(rate(tAll) / rate(tRaw)).toFixed(2)}; ${inFlight} in flight in ${START_CHUNK}-device chunks)`);
+  console.log(`  bare client: ${COUNT} updates (no activity)  ${s(tRawUpdates)}   (${rate(tRawUpdates).toFixed(0)} updates/s, ${UPDATE_CONCURRENCY} in flight)`);
+  console.log(`  bulk status, whole batch   ${s(tBulk)}   (${op.changed} changed; ${rate(tBulk).toFixed(0)} devices/s; ratio to the bare client ${(rate(tBulk) / rate(tRawUpdates)).toFixed(2)})`);
   console.log(`  bundle.zip streamed         ${s(tZip)}   (${(bytes / 2 ** 20).toFixed(1)} MiB; RSS ${(rssBefore / 2 ** 20).toFixed(0)} -> peak ${(rssPeak / 2 ** 20).toFixed(0)} MiB)`);
 
   server.close();

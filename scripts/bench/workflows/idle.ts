@@ -1,11 +1,12 @@
-// The bare path for the provisioning benchmark's start rate: a workflow that, like a device's
-// lifecycle, runs its first task and then waits. No activities, no state.
-import { condition, defineSignal, setHandler } from '@temporalio/workflow';
+// The bare path for the provisioning benchmark: a workflow that, like a device's lifecycle, runs
+// its first task and then waits, and takes an update that only counts (no activity, no search
+// attribute). Start and update rates of the product read as ratios to it.
+import { condition, defineUpdate, setHandler } from '@temporalio/workflow';
 
-export const wake = defineSignal('wake');
+export const poke = defineUpdate<number, [number]>('poke');
 
 export async function benchIdle(): Promise<void> {
-  let woken = false;
-  setHandler(wake, () => void (woken = true));
-  await condition(() => woken);
+  let pokes = 0;
+  setHandler(poke, (n) => (pokes += n));
+  await condition(() => pokes < 0);
 }
