@@ -1,37 +1,14 @@
 // A worker killed (SIGKILL) half-way through a 2,000-device batch: after a new worker starts,
 // the batch holds exactly 2,000 devices, each with exactly one lifecycle workflow.
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Batch } from '../domain/model';
-import { testEnv } from './support/env';
 import { eventually, startStack, type Stack } from './support/stack';
+import { spawnWorker } from './support/worker-process';
 
-const root = path.resolve(__dirname, '..');
 let s: Stack;
 let dataDir: string;
-
-function spawnWorker(taskQueue: string): ChildProcess {
-  const env = testEnv();
-  // `node --import tsx`, not the tsx CLI: the CLI runs the program in a child, which a SIGKILL of the CLI would orphan.
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'worker/main.ts')], {
-    cwd: root,
-    env: {
-      ...process.env,
-      DATABASE_URL: env.databaseUrl,
-      TEMPORAL_ADDRESS: env.temporalAddress,
-      TEMPORAL_TASK_QUEUE: taskQueue,
-      MQTT_URL: env.mqttUrl,
-      DEVICE_SECRET_KEY: env.deviceSecretKey,
-      DATA_DIR: dataDir,
-      LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  child.stderr!.on('data', (d: Buffer) => process.env.TEST_LOG_LEVEL && process.stderr.write(d));
-  return child;
-}
 
 beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rdm-crash-'));
@@ -45,7 +22,7 @@ afterAll(async () => {
 it('survives a worker crash half-way through a 2,000-device batch without creating anything twice', async () => {
   const lifecycles = async (batchId: string) => (await s.temporal.workflow.count(`WorkflowType = "deviceLifecycle" AND BatchId = "${batchId}"`)).count;
 
-  let worker = spawnWorker(s.taskQueue);
+  let worker = spawnWorker(s.taskQueue, dataDir);
   const r = await s.api('/api/v1/batches', { method: 'POST', json: { name: 'crash test', count: 2000 } });
   expect(r.status).toBe(201);
   const batch = (await r.json()) as Batch;
@@ -63,7 +40,7 @@ it('survives a worker crash half-way through a 2,000-device batch without creati
   const progress = ((await (await s.api(`/api/v1/batches/${batch.id}`)).json()) as Batch).provisioning;
   expect(progress.status).toBe('provisioning');
 
-  worker = spawnWorker(s.taskQueue);
+  worker = spawnWorker(s.taskQueue, dataDir);
   try {
     const done = await eventually(async () => {
       const b = (await (await s.api(`/api/v1/batches/${batch.id}`)).json()) as Batch;
