@@ -13,6 +13,7 @@ import { loadPropertyKeys } from '../db/repositories/device-properties';
 import { createAdmission } from './property-admission';
 import { DEFAULT_PROPERTY_CAPS, type PropertyCaps } from './property-caps';
 import { DropLog } from './drops';
+import { topics } from '../domain/topics';
 import { Intake, defaultBridgeClientId, type AckMode } from './intake';
 import { LogRetention } from './log-retention';
 import { createBridgeMetrics, MESSAGE_KINDS, ROW_TABLES, type BridgeMetrics } from './metrics';
@@ -72,6 +73,8 @@ export interface BridgeOptions {
   maxNodesPerDevice?: number;
   /** Properties per node (BRIDGE_MAX_PROPERTIES_PER_NODE). Default 128. */
   maxPropertiesPerNode?: number;
+  /** Device and node attributes one device may have stored (BRIDGE_MAX_ATTRIBUTES_PER_DEVICE). Default 256. */
+  maxAttributesPerDevice?: number;
   /** Clock (ms since the epoch) for receive times. */
   now?: () => number;
   /** For tests: runs before each batch is written (block it to model a slow database, throw to fail it). */
@@ -130,6 +133,7 @@ export async function startBridge(o: BridgeOptions): Promise<Bridge> {
   const caps: PropertyCaps = {
     maxNodes: o.maxNodesPerDevice ?? DEFAULT_PROPERTY_CAPS.maxNodes,
     maxPropertiesPerNode: o.maxPropertiesPerNode ?? DEFAULT_PROPERTY_CAPS.maxPropertiesPerNode,
+    maxAttributes: o.maxAttributesPerDevice ?? DEFAULT_PROPERTY_CAPS.maxAttributes,
   };
   const admit = createAdmission(pool, devices, () => caps, now);
   const rules = new RuleCache(() => loadEnabledRules(pool), log, o.rulesRefreshMs ?? 5_000);
@@ -179,6 +183,11 @@ export async function startBridge(o: BridgeOptions): Promise<Bridge> {
     if (result.alertsRaised.rule) metrics.alertsRaised.rule.inc(result.alertsRaised.rule);
     for (const [reason, d] of plan.drops.counts) drops.drop(reason, d.example, d.count, d.detail);
     droppedTotal += plan.drops.total;
+    const refused = result.refusedAttributes;
+    if (refused.count > 0) {
+      drops.drop('too_many_attributes', topics.deviceAll(refused.deviceId!), refused.count, `at most ${caps.maxAttributes} attributes per device`);
+      droppedTotal += refused.count;
+    }
     for (const [id, at] of plan.seen) lastSeenWritten.set(id, at);
     if (plan.unlisted.deviceIds.length > 0) devices.forgetProperties(plan.unlisted.deviceIds); // rows went: count them again
     if (plan.logDevices.length > 0) retention?.noteDevices(plan.logDevices);

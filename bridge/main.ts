@@ -46,6 +46,7 @@ async function main() {
     maxBuffered: cfg.BRIDGE_MAX_BUFFERED,
     maxNodesPerDevice: cfg.BRIDGE_MAX_NODES_PER_DEVICE,
     maxPropertiesPerNode: cfg.BRIDGE_MAX_PROPERTIES_PER_NODE,
+    maxAttributesPerDevice: cfg.BRIDGE_MAX_ATTRIBUTES_PER_DEVICE,
     logRetention: { days: cfg.LOG_RETENTION_DAYS, perDevice: cfg.LOG_RETENTION_PER_DEVICE },
     logger: log,
     metrics: new Registry(),

@@ -7,7 +7,7 @@ export const MESSAGE_KINDS = [
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 
 export const DROP_REASONS = [
-  'unknown_topic', 'device_id_case', 'unknown_device', 'invalid_payload', 'too_large', 'too_many_nodes', 'too_many_properties', 'unannounced', 'write_failed',
+  'unknown_topic', 'device_id_case', 'unknown_device', 'invalid_payload', 'too_large', 'too_many_nodes', 'too_many_properties', 'too_many_attributes', 'unannounced', 'write_failed',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 

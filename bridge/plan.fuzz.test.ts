@@ -106,7 +106,7 @@ describe('fuzzed device traffic', () => {
     const r = rng(20261202);
     const ids = ['0123456789AB', 'ABCDEFGHJKMN', 'CDEFGHJKMNPQ'];
     const devices = new DeviceCache(async (want) => want.filter((id) => ids.includes(id)).map((id) => ({ id, model: 'm', companyId: null })));
-    const ctx: PlanContext = { devices, rules, wants: new Set(['value', 'state', 'config-reported', 'command-result']), lastSeenResolutionMs: 1_000, lastSeenWritten: new Map(), caps: { maxNodes: 3, maxPropertiesPerNode: 4 } };
+    const ctx: PlanContext = { devices, rules, wants: new Set(['value', 'state', 'config-reported', 'command-result']), lastSeenResolutionMs: 1_000, lastSeenWritten: new Map(), caps: { maxNodes: 3, maxPropertiesPerNode: 4, maxAttributes: 8 } };
     let dropped = 0;
     for (let b = 0; b < 100; b++) {
       const raw = randomBatch(r, ids, 50, 1_000_000 + b * 100);
@@ -125,7 +125,7 @@ describe('fuzzed device traffic', () => {
       const ids = await createDevices(iso.db, 3);
       const r = rng(7);
       const devices = new DeviceCache((want) => findDevices(pool, want), { loadProperties: (want) => loadPropertyKeys(pool, want) });
-      const caps = { maxNodes: 3, maxPropertiesPerNode: 4 };
+      const caps = { maxNodes: 3, maxPropertiesPerNode: 4, maxAttributes: 8 };
       const ctx: PlanContext = { devices, rules, wants: new Set(), lastSeenResolutionMs: 0, lastSeenWritten: new Map(), caps, admit: createAdmission(pool, devices, () => caps, Date.now) };
       const failures: string[] = [];
       for (let b = 0; b < 40; b++) {

@@ -253,13 +253,14 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
   }
   if (lookup.size > 0) await ctx.devices.resolve(lookup);
 
+  const caps = ctx.caps ?? DEFAULT_PROPERTY_CAPS;
   const plan: WritePlan = {
     messages: n,
     kinds: newKinds(),
     drops: { counts: new Map(), total: 0 },
     telemetry: emptyTelemetryColumns(),
     current: { deviceIds: [], nodes: [], properties: [], values: [], atMs: [] },
-    devices: { deviceIds: [], seenMs: [], states: [], stateMs: [], online: [], patches: [] },
+    devices: { deviceIds: [], seenMs: [], states: [], stateMs: [], online: [], patches: [], maxAttributes: caps.maxAttributes },
     unlisted: { deviceIds: [], nodes: [], keep: [] },
     propertyPatches: { deviceIds: [], nodes: [], properties: [], patches: [], atMs: [] },
     nodePatches: { deviceIds: [], nodes: [], patches: [] },
@@ -281,7 +282,6 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
     plan.drops.total++;
   };
 
-  const caps = ctx.caps ?? DEFAULT_PROPERTY_CAPS;
   const refused = await admitNewProperties(raw, parsed, ctx, caps);
 
   const devices = new Map<string, DeviceAcc>();

@@ -10,7 +10,7 @@ import type { Bridge } from './bridge';
 import { PropertyInventory, type Announced } from './property-caps';
 import { createDevices, isolatedDatabase, publishAll, publisher, testBridge, uniqueName, waitFor } from './test-helpers';
 
-const caps = { maxNodes: 2, maxPropertiesPerNode: 3 };
+const caps = { maxNodes: 2, maxPropertiesPerNode: 3, maxAttributes: 4 };
 const none: Announced = { nodes: null, properties: new Map() };
 
 describe('the caps rule', () => {
@@ -179,6 +179,24 @@ describe('a device publishing thousands of distinct property topics', () => {
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: { code: string } }).error.code).toBeDefined();
   }
+
+  it('keeps at most BRIDGE_MAX_ATTRIBUTES_PER_DEVICE attributes per device, drops the rest with a reason; IDs and attribute names longer than 64 are not Homie topics', async () => {
+    const [id] = (await createDevices(db, 1)) as [string];
+    const b = await testBridge({ databaseUrl, group: uniqueName('caps'), maxAttributesPerDevice: 10, logRetention: false });
+    bridges.push(b);
+    // One attribute per message, so batches of every size form: the cap holds whatever they are.
+    const flood: [string, string][] = Array.from({ length: 500 }, (_, i) => [topics.deviceAttribute(id, `x${i}`), 'v']);
+    await publishAll(pub, [...flood, [topics.nodeAttribute(id, 'n'.repeat(130), 'name'), 'long'], [topics.deviceAttribute(id, `y/${'z'.repeat(130)}`), 'long']]);
+    const attrs = async () => Object.keys((await db('devices').where({ id }).first()).attributes as object);
+    await waitFor(() => dropped([b], 'too_many_attributes') === 490 && dropped([b], 'unknown_topic') === 2, 60_000, 'all taken');
+    expect(await attrs()).toHaveLength(10);
+    // Stored attributes still change, and a removal makes room for a new one.
+    const kept = (await attrs())[0]!;
+    await publishAll(pub, [[topics.device(id) + '/' + kept, ''], [topics.deviceAttribute(id, 'fw/name'), 'firmware']]);
+    await waitFor(async () => (await attrs()).includes('$fw/name'), 30_000, 'the new attribute stored');
+    expect(await attrs()).toHaveLength(10);
+    expect(await attrs()).not.toContain(kept);
+  }, 120_000);
 
   it('drops properties a device did not announce, and keeps a Homie 3 array’s elements', async () => {
     const [id] = (await createDevices(db, 1)) as [string];

@@ -15,8 +15,15 @@ import type { DropReason } from './metrics';
 export interface PropertyCaps {
   maxNodes: number;
   maxPropertiesPerNode: number;
+  /**
+   * Device and node attributes (`$fw/name`, `sensor/$name`, ...) kept in one device's
+   * `devices.attributes` (BRIDGE_MAX_ATTRIBUTES_PER_DEVICE): without it, random `$x` topics grow
+   * that JSON document, rewritten whole on every change, without bound. Applied in Postgres
+   * (device-state.ts), where the stored keys are known.
+   */
+  maxAttributes: number;
 }
-export const DEFAULT_PROPERTY_CAPS: PropertyCaps = { maxNodes: 64, maxPropertiesPerNode: 128 };
+export const DEFAULT_PROPERTY_CAPS: PropertyCaps = { maxNodes: 64, maxPropertiesPerNode: 128, maxAttributes: 256 };
 
 export type Refusal = Extract<DropReason, 'too_many_nodes' | 'too_many_properties' | 'unannounced'>;
 

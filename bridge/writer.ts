@@ -17,17 +17,22 @@ import type { CommittedPackets } from './redelivery';
 export interface WriteResult {
   rows: Record<RowTable, number>;
   alertsRaised: { device: number; rule: number };
+  /** Attribute messages refused at the per-device cap (device-state.ts), with one device refused. */
+  refusedAttributes: { count: number; deviceId: string | null };
 }
 
 /** `packets`: the batch's QoS 1 packet IDs, recorded in the same transaction (redelivery.ts). */
 export async function writePlan(client: PoolClient, plan: WritePlan, packets?: CommittedPackets & { clientId: string }): Promise<WriteResult> {
   const rows: Record<RowTable, number> = { telemetry: 0, device_properties: 0, devices: 0, device_logs: 0, device_config: 0, device_commands: 0, alerts: 0 };
   let alertsRaised = { device: 0, rule: 0 };
+  let refusedAttributes: WriteResult['refusedAttributes'] = { count: 0, deviceId: null };
   await client.query('BEGIN');
   try {
     rows.telemetry += await insertTelemetry(client, plan.telemetry);
     rows.device_logs += await insertLogs(client, plan.logs);
-    rows.devices += await applyDeviceUpdates(client, plan.devices);
+    const d = await applyDeviceUpdates(client, plan.devices);
+    rows.devices += d.rows;
+    refusedAttributes = { count: d.refusedAttributes, deviceId: d.refusedExample };
     rows.device_properties += await removeUnlisted(client, plan.unlisted);
     rows.device_properties += await describeProperties(client, plan.propertyPatches);
     rows.device_properties += await describeNodes(client, plan.nodePatches);
@@ -43,7 +48,7 @@ export async function writePlan(client: PoolClient, plan: WritePlan, packets?: C
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   }
-  return { rows, alertsRaised };
+  return { rows, alertsRaised, refusedAttributes };
 }
 
 /** How to react to a failed batch write. */

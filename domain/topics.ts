@@ -20,13 +20,17 @@ export const RDM_EXTENSION = '$rdm';
 /** Announced in `$extensions` (Homie 4 extension ID format: reverse domain:version:[homie versions]). */
 export const RDM_EXTENSION_ID = 'io.rdm.management:1.0.0:[3.x;4.x]';
 
-/** Homie topic IDs: lowercase letters, digits, hyphens; not starting with a hyphen. */
-export const HOMIE_ID_PATTERN = /^[a-z0-9][a-z0-9-]*$/;
+/**
+ * Homie topic IDs: lowercase letters, digits, hyphens; not starting with a hyphen. At most 64
+ * characters (Homie sets no limit; a bound keeps one device's stored names, and the rows and JSON
+ * keys they become, small).
+ */
+export const HOMIE_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}$/;
 /**
  * A node's ID in a topic: a Homie ID, or (Homie 3 arrays) an element of an array node announced
  * as `name[]` in `$nodes`, spelt `name_<index>`.
  */
-export const NODE_ID_PATTERN = /^[a-z0-9][a-z0-9-]*(_\d{1,9})?$/;
+export const NODE_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}(_\d{1,9})?$/;
 /**
  * One level of an attribute's name after its `$` (`$fw/version`, `$stats/uptime`, Homie 3's
  * `$implementation/ota/enabled`): short and plain, so any attribute can be a JSON key in Postgres.

@@ -43,6 +43,8 @@ const schema = z.object({
   /** Nodes one device may have, and properties per node: topics beyond them are dropped (bridge/property-caps.ts). */
   BRIDGE_MAX_NODES_PER_DEVICE: z.coerce.number().int().min(1).max(10_000).default(64),
   BRIDGE_MAX_PROPERTIES_PER_NODE: z.coerce.number().int().min(1).max(10_000).default(128),
+  /** Device and node attributes (`$fw/name`, `node/$name`, ...) one device may have stored: new ones beyond it are dropped. */
+  BRIDGE_MAX_ATTRIBUTES_PER_DEVICE: z.coerce.number().int().min(1).max(10_000).default(256),
   /** Names this bridge's MQTT session (client ID): stable across restarts, distinct per instance; default the host name. */
   BRIDGE_ID: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/, 'letters, digits, - and _ only (at most 40)').optional(),
   /** How long the broker keeps a stopped bridge's session (and queues its share of messages). */

@@ -23,7 +23,7 @@ const T = Date.parse('2026-03-01T10:00:00Z');
 describe('device properties', () => {
   it('creates announced properties with their node name, describes them, and lists them as sensors', async () => {
     const [d] = (await createDevices(db, 1)) as [string];
-    await applyDeviceUpdates(pool, { deviceIds: [d], seenMs: [null], states: [null], stateMs: [null], online: [null], patches: [JSON.stringify({ attributes: { 'env/$name': 'Environment' } })] });
+    await applyDeviceUpdates(pool, { deviceIds: [d], seenMs: [null], states: [null], stateMs: [null], online: [null], patches: [JSON.stringify({ attributes: { 'env/$name': 'Environment' } })], maxAttributes: 256 });
     await ensureProperties(pool, { deviceIds: [d, d], nodes: ['env', 'env'], properties: ['temperature', 'humidity'] });
     await describeProperties(pool, {
       deviceIds: [d],
@@ -90,6 +90,7 @@ describe('device state', () => {
         stateMs: [o.at ?? null],
         online: [o.online ?? null],
         patches: [o.patch ? JSON.stringify(o.patch) : null],
+        maxAttributes: 256,
       });
     await apply({ seen: T + 10, state: 'ready', at: T + 10, online: true, patch: { name: 'Dev', attributes: { $nodes: 'a', $mac: 'm' } } });
     await apply({ seen: T + 5, state: 'lost', at: T + 5, online: false }); // older: ignored
@@ -104,5 +105,33 @@ describe('device state', () => {
     const before = await countOnline(pool);
     await apply({ state: 'ready', at: T + 30, online: true });
     expect(await countOnline(pool)).toBeGreaterThanOrEqual(before + 1);
+  });
+
+  it('keeps at most maxAttributes attributes per device: new keys beyond it are refused and counted, stored ones still change or go', async () => {
+    const [d, other] = (await createDevices(db, 2)) as [string, string];
+    const apply = (attributes: Record<string, string | null>, ids = [d]) =>
+      applyDeviceUpdates(pool, {
+        deviceIds: ids,
+        seenMs: ids.map(() => null),
+        states: ids.map(() => null),
+        stateMs: ids.map(() => null),
+        online: ids.map(() => null),
+        patches: ids.map(() => JSON.stringify({ attributes })),
+        maxAttributes: 3,
+      });
+    const stored = async (id = d) => (await getDevicePresence(db, id))!.attributes;
+    expect(await apply({ $a: '1', $b: '2' })).toEqual({ rows: 1, refusedAttributes: 0, refusedExample: null });
+    // Room for one of the two new keys: the first in key order; the change to a stored key applies.
+    expect(await apply({ $a: 'changed', $d: '4', $c: '3' })).toEqual({ rows: 1, refusedAttributes: 1, refusedExample: d });
+    expect(await stored()).toEqual({ $a: 'changed', $b: '2', $c: '3' });
+    // At the cap: a removal makes room, and a patch that removes one and adds one fits.
+    expect(await apply({ $b: null, $e: '5' })).toMatchObject({ refusedAttributes: 0 });
+    expect(await stored()).toEqual({ $a: 'changed', $c: '3', $e: '5' });
+    expect(await apply({ $f: '6' })).toMatchObject({ refusedAttributes: 1 });
+    // A thousand random keys at once: the full device takes none, an empty one takes three.
+    const flood = Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`$x${String(i).padStart(4, '0')}`, 'v']));
+    expect(await apply(flood, [d, other])).toEqual({ rows: 2, refusedAttributes: 1000 + 997, refusedExample: expect.any(String) });
+    expect(Object.keys(await stored())).toHaveLength(3);
+    expect(await stored(other)).toEqual({ $x0000: 'v', $x0001: 'v', $x0002: 'v' });
   });
 });

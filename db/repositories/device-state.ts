@@ -18,17 +18,36 @@ export interface DeviceUpdateColumns {
   stateMs: (number | null)[];
   online: (boolean | null)[];
   patches: (string | null)[];
+  /** Attributes one device may have stored: new keys beyond it are refused (stored ones still change or go). */
+  maxAttributes: number;
+}
+
+export interface DeviceUpdateResult {
+  rows: number;
+  /** Attributes refused because their device was at the cap, and one such device (for the log). */
+  refusedAttributes: number;
+  refusedExample: string | null;
 }
 
 /**
  * Applies a batch of device updates. A `$state` older than the last applied change is ignored
  * (batches may commit out of order), and last_seen_at never moves back.
  */
-export async function applyDeviceUpdates(sql: Sql, c: DeviceUpdateColumns): Promise<number> {
-  if (c.deviceIds.length === 0) return 0;
+export async function applyDeviceUpdates(sql: Sql, c: DeviceUpdateColumns): Promise<DeviceUpdateResult> {
+  if (c.deviceIds.length === 0) return { rows: 0, refusedAttributes: 0, refusedExample: null };
   const fresh = `(u.state IS NOT NULL AND (d.state_changed_at IS NULL OR d.state_changed_at <= to_timestamp(u.sms / 1000.0)))`;
   const col = (name: string) => `${name} = CASE WHEN u.patch ? '${name}' THEN u.patch ->> '${name}' ELSE d.${name} END`;
-  const r = await sql.query(
+  // A patch's removals and its changes to stored keys always apply; its new keys fill the room
+  // left under the cap, in key order (deterministic whatever batches the messages came in).
+  const patch = `(u.patch -> 'attributes')`;
+  const isOld = `(d.attributes ? e.k OR e.v = 'null'::jsonb)`;
+  const room = `($7 - (SELECT count(*) FROM jsonb_object_keys(d.attributes))
+                   + (SELECT count(*) FROM jsonb_each(${patch}) AS r(k, v) WHERE r.v = 'null'::jsonb AND d.attributes ? r.k))`;
+  const admitted = `(SELECT coalesce(jsonb_object_agg(x.k, x.v), '{}'::jsonb) FROM (
+                       SELECT e.k, e.v, ${isOld} AS old, row_number() OVER (PARTITION BY ${isOld} ORDER BY e.k) AS rn
+                         FROM jsonb_each(${patch}) AS e(k, v)) AS x
+                     WHERE x.old OR x.rn <= ${room})`;
+  const r = await sql.query<{ refused: number }>(
     `UPDATE devices AS d SET
         last_seen_at = CASE WHEN u.seen IS NULL THEN d.last_seen_at
                             ELSE greatest(d.last_seen_at, to_timestamp(u.seen / 1000.0)) END,
@@ -39,12 +58,22 @@ export async function applyDeviceUpdates(sql: Sql, c: DeviceUpdateColumns): Prom
         ${col('homie_version')},
         ${col('name')},
         ${col('firmware_version')},
-        attributes = CASE WHEN u.patch ? 'attributes' THEN jsonb_strip_nulls(d.attributes || (u.patch -> 'attributes')) ELSE d.attributes END
+        attributes = CASE WHEN u.patch IS NULL OR NOT u.patch ? 'attributes' THEN d.attributes
+                          ELSE jsonb_strip_nulls(d.attributes || ${admitted}) END
        FROM unnest($1::text[], $2::float8[], $3::text[], $4::float8[], $5::bool[], $6::jsonb[]) AS u(id, seen, state, sms, online, patch)
-      WHERE d.id = u.id`,
-    [c.deviceIds, c.seenMs, c.states, c.stateMs, c.online, c.patches],
+      WHERE d.id = u.id
+      RETURNING d.id, (SELECT count(*)::int FROM jsonb_each(u.patch -> 'attributes') AS e(k, v) WHERE v <> 'null'::jsonb AND NOT d.attributes ? k) AS refused`,
+    [c.deviceIds, c.seenMs, c.states, c.stateMs, c.online, c.patches, c.maxAttributes],
   );
-  return r.rowCount ?? 0;
+  let refusedAttributes = 0;
+  let refusedExample: string | null = null;
+  for (const row of r.rows as { id: string; refused: number }[]) {
+    if (row.refused > 0) {
+      refusedAttributes += row.refused;
+      refusedExample ??= row.id;
+    }
+  }
+  return { rows: r.rowCount ?? 0, refusedAttributes, refusedExample };
 }
 
 export interface DeviceInfo {
