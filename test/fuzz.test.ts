@@ -18,7 +18,7 @@ afterAll(() => s.stop());
 
 test('the API answers generated requests as its OpenAPI document says', async () => {
   const batch = (await (await s.api('/api/v1/batches', { method: 'POST', json: { name: 'fuzz', count: 2 } })).json()) as Batch;
-  await eventually(async () => ((await (await s.api(`/api/v1/batches/${batch.id}`)).json()) as Batch).provisioning.status === 'ready');
+  await eventually(async () => ((await (await s.api(`/api/v1/batches/${batch.id}`)).json()) as Batch).provisioning.status === 'ready', 120_000, 250);
   const deviceIds = (await s.db('devices').where({ batch_id: batch.id }).pluck('id')) as string[];
   const r = await runSchemathesis({
     baseUrl: s.baseUrl,
