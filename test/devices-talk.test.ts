@@ -55,7 +55,7 @@ beforeAll(async () => {
     flushMs: 10,
     logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'bridge'),
   });
-  const batch = await json(await s.api('/api/v1/batches', { method: 'POST', json: { name: 'talkers', count: 12, model: 'ev-charger' } }), 201);
+  const batch = await json(await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'talkers', count: 12, model: 'ev-charger' } }), 201);
   await eventually(async () => (await json(await s.api(`/api/v1/batches/${batch.id}`), 200)).provisioning.status === 'ready');
   const csv = await (await s.api(`/api/v1/batches/${batch.id}/devices.csv`)).text();
   csvFile = path.join(tmp, 'devices.csv');
