@@ -30,7 +30,7 @@ import type { bulkStatus } from '../../workflows/bulk-status';
 /** Printable ASCII (what an HTTP header can carry), 1-200 characters. */
 const idempotencyKey = z.string().regex(/^[\x21-\x7E]([\x20-\x7E]{0,198}[\x21-\x7E])?$/, 'must be 1-200 printable ASCII characters');
 const batchHeaders = z.object({ 'idempotency-key': idempotencyKey.optional().describe('a retried POST with the same key returns the batch the first one created') });
-const bulkHeaders = z.object({ 'idempotency-key': idempotencyKey.optional().describe('a retried POST with the same key (same token, same batch) returns the operation the first one started, instead of starting another') });
+const bulkHeaders = z.object({ 'idempotency-key': idempotencyKey.optional().describe('a retried POST with the same key (same user, same batch) returns the operation the first one started, instead of starting another') });
 
 /** The ID a keyed request stands for: the same caller and key always give the same ID. */
 function keyedId(parts: string[]): string {
