@@ -12,7 +12,7 @@ import { tokenRoutes } from './routes/tokens';
 import { userRoutes } from './routes/users';
 import { companyRoutes } from './routes/companies';
 import { auditRoutes } from './routes/audit';
-import { SignInLimiter } from './sign-in-limiter';
+import { SIGN_UP_RULES, SignInLimiter } from './sign-in-limiter';
 import { alertRoutes } from './routes/alerts';
 import { deviceConfigRoutes } from './routes/device-config';
 import { deviceControlRoutes } from './routes/device-control';
@@ -21,14 +21,15 @@ import { diagnosticsRoutes } from './routes/diagnostics';
 export interface AppLimits {
   exports?: ExportLimits;
   auth?: AuthOptions;
-  /** Sign-in attempts (api/sign-in-limiter.ts); one per app by default. */
+  /** Sign-in attempts and anonymous sign-ups (api/sign-in-limiter.ts); one each per app by default. */
   signIn?: SignInLimiter;
+  signUp?: SignInLimiter;
 }
 
 export function buildApp(d: ApiDeps, limits: AppLimits = {}): express.Express {
   const downloads = new ExportGate(limits.exports ?? DEFAULT_EXPORT_LIMITS, d.log);
   const authenticate = authenticator(d.db, d.adminToken, limits.auth);
-  const routes = apiRoutes(d, downloads, authenticate, limits.signIn ?? new SignInLimiter());
+  const routes = apiRoutes(d, downloads, authenticate, { signIn: limits.signIn ?? new SignInLimiter(), signUp: limits.signUp ?? new SignInLimiter(SIGN_UP_RULES) });
 
   const app = express();
   app.disable('x-powered-by');
@@ -47,10 +48,10 @@ export function buildApp(d: ApiDeps, limits: AppLimits = {}): express.Express {
 }
 
 /** Every route of the API: the table the app, the OpenAPI document and the tenancy test are built from. */
-export function apiRoutes(d: ApiDeps, downloads: ExportGate, authenticate: Authenticate, signIn: SignInLimiter): RouteSpec[] {
+export function apiRoutes(d: ApiDeps, downloads: ExportGate, authenticate: Authenticate, limiters: { signIn: SignInLimiter; signUp: SignInLimiter }): RouteSpec[] {
   const routes: RouteSpec[] = [];
   routes.push(...healthRoutes(d, () => routes), ...batchRoutes(d, downloads), ...deviceRoutes(d), ...tokenRoutes(d));
   routes.push(...deviceControlRoutes(d), ...deviceConfigRoutes(d), ...diagnosticsRoutes(d), ...alertRoutes(d));
-  routes.push(...userRoutes(d, signIn, authenticate), ...companyRoutes(d), ...auditRoutes(d));
+  routes.push(...userRoutes(d, limiters, authenticate), ...companyRoutes(d), ...auditRoutes(d));
   return routes;
 }

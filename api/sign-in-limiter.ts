@@ -20,6 +20,9 @@ export const SIGN_IN_RULES: BucketRule[] = [
   { name: 'account', key: (e) => `e:${e}`, burst: 20, refillMs: 15_000 },
 ];
 
+/** Open sign-up costs a password hash per call: one address may make 10 accounts at once, then one per 6 s. */
+export const SIGN_UP_RULES: BucketRule[] = [{ name: 'address', key: (_e, a) => `a:${a}`, burst: 10, refillMs: 6_000 }];
+
 interface Bucket {
   tokens: number;
   at: number;

@@ -1,11 +1,13 @@
 // Users, sign-in, sessions, companies, participations and tokens, against the real stack: what
 // each answers, that secrets are stored hashed and shown once, that rights follow the user's
 // current roles, and that sign-in is rate limited without a lasting lock-out.
+import { SignInLimiter } from '../api/sign-in-limiter';
 import { startStack, eventually, type Stack } from './support/stack';
 
 let s: Stack;
 beforeAll(async () => {
-  s = await startStack({ worker: false });
+  // This file signs many users up from one address: sign-up's own limit is tested apart, below.
+  s = await startStack({ worker: false, signUp: new SignInLimiter([{ name: 'address', key: (_e, a) => a, burst: 10_000, refillMs: 1 }]) });
 });
 afterAll(() => s.stop());
 
@@ -133,14 +135,12 @@ describe('companies, participations, tokens', () => {
   it("a company token acts with the user's role there, and loses it with the role", async () => {
     const company = await s.company('token co');
     const tech = await s.member('technician', company);
-    await s.member('viewer', s.companyId).then(() => undefined);
     const minted = await s.api('/api/v1/tokens', { token: tech.token, method: 'POST', json: { name: 'ci', companyId: company } });
     expect(minted.status).toBe(201);
     const { token, id } = (await minted.json()) as { token: string; id: string };
     expect(JSON.stringify(await s.db('tokens').where({ id }).first())).not.toContain(token);
     expect((await s.api('/api/v1/alert-rules', { token })).status).toBe(200);
     // A company token may not mint a token with more reach, nor one for another company.
-    expect((await s.api('/api/v1/tokens', { token, method: 'POST', json: { name: 'wider' } })).status).toBe(201);
     const wider = (await (await s.api('/api/v1/tokens', { token, method: 'POST', json: { name: 'wider' } })).json()) as { companyId: string };
     expect(wider.companyId).toBe(company);
     expect((await s.api('/api/v1/tokens', { token, method: 'POST', json: { name: 'other', companyId: s.companyId } })).status).toBe(403);
@@ -208,6 +208,23 @@ describe('the audit log', () => {
     const second = (await (await s.api(`/api/v1/audit?companyId=${company}&limit=2&cursor=${first.nextCursor}`, { token: admin.token })).json()) as { items: { details: { name: string } }[]; nextCursor: string | null };
     expect(second.items.map((e) => e.details.name)).toEqual(['t0']);
     expect(second.nextCursor).toBeNull();
+  });
+});
+
+describe('sign-up with the default limits', () => {
+  let fresh: Stack;
+  beforeAll(async () => {
+    fresh = await startStack({ worker: false });
+  });
+  afterAll(() => fresh.stop());
+
+  it('takes 10 anonymous sign-ups from one address at once, then answers 429 with Retry-After; an admin is not limited', async () => {
+    const up = () => fresh.api('/api/v1/users', { token: null, method: 'POST', json: { email: freshEmail(), password: PASSWORD } });
+    for (let i = 0; i < 10; i++) expect((await up()).status).toBe(201);
+    const limited = await up();
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await fresh.api('/api/v1/users', { method: 'POST', json: { email: freshEmail(), password: PASSWORD } })).status).toBe(201);
   });
 });
 

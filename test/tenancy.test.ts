@@ -20,7 +20,7 @@ import { insertSession } from '../db/repositories/sessions';
 import { startStack, eventually, type Caller, type Stack } from './support/stack';
 
 let s: Stack;
-const routes: RouteSpec[] = apiRoutes({} as ApiDeps, {} as ExportGate, authenticator({} as never, undefined), new SignInLimiter());
+const routes: RouteSpec[] = apiRoutes({} as ApiDeps, {} as ExportGate, authenticator({} as never, undefined), { signIn: new SignInLimiter(), signUp: new SignInLimiter() });
 const PUBLIC = ['get /healthz', 'get /readyz', 'get /openapi.json', 'post /sessions'];
 const key = (r: RouteSpec) => `${r.method} ${r.path}`;
 

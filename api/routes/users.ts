@@ -11,11 +11,20 @@ import { participationsOfUser } from '../../db/repositories/companies';
 import { insertSession, revokeSession } from '../../db/repositories/sessions';
 import { audit } from '../audit';
 import type { Authenticate } from '../http/auth';
+import type { Response } from 'express';
 import type { SignInLimiter } from '../sign-in-limiter';
 
 const DEFAULT_SESSION_TTL_S = 12 * 3_600;
 
-export function userRoutes(d: ApiDeps, limiter: SignInLimiter, authenticate: Authenticate) {
+/** Takes an attempt, or answers 429 with Retry-After. */
+function limit(limiter: SignInLimiter, email: string, address: string, res: Response, what: string): void {
+  const wait = limiter.take(email, address);
+  if (wait === 0) return;
+  res.setHeader('Retry-After', String(wait));
+  throw new RateLimitedError(wait, `too many ${what}: retry in ${wait} s`);
+}
+
+export function userRoutes(d: ApiDeps, limiters: { signIn: SignInLimiter; signUp: SignInLimiter }, authenticate: Authenticate) {
   const signupOpen = () => (d.signup ?? 'open') === 'open';
   return [
     route({
@@ -32,8 +41,10 @@ export function userRoutes(d: ApiDeps, limiter: SignInLimiter, authenticate: Aut
         401: errorResponse('a token was sent but is unknown, revoked or expired; or sign-up is closed and none was sent'),
         403: errorResponse("the caller may not create users (needs 'users:create'), or only a platform admin may create a platform admin"),
         409: errorResponse('a user with this email exists (email_taken)'),
+        429: { ...errorResponse('too many sign-ups from this address: retry after Retry-After seconds'), headers: { 'Retry-After': 'seconds to wait' } },
       },
-      handler: async ({ res, body, caller }) => {
+      handler: async ({ req, res, body, caller }) => {
+        if (caller === null) limit(limiters.signUp, '', req.ip ?? 'unknown', res, 'sign-ups');
         if (body.platformAdmin && !caller?.platformAdmin) throw new ForbiddenError('only a platform admin may create a platform admin');
         const user = await insertUser(d.db, { id: newEntityId(), email: body.email, name: body.name ?? null, passwordHash: await hashPassword(body.password), platformAdmin: body.platformAdmin ?? false, createdBy: caller?.userId ?? null });
         if (!user) throw new ConflictError('email_taken', 'a user with this email exists');
@@ -58,17 +69,13 @@ export function userRoutes(d: ApiDeps, limiter: SignInLimiter, authenticate: Aut
       },
       handler: async ({ req, res, body }) => {
         const email = normalEmail(body.email);
-        const address = req.socket.remoteAddress ?? 'unknown';
-        const wait = limiter.take(email, address);
-        if (wait > 0) {
-          res.setHeader('Retry-After', String(wait));
-          throw new RateLimitedError(wait, `too many sign-in attempts: retry in ${wait} s`);
-        }
+        const address = req.ip ?? 'unknown'; // the socket's, unless Express is told to trust a proxy
+        limit(limiters.signIn, email, address, res, 'sign-in attempts');
         const found = await findUserForSignIn(d.db, email);
         // An unknown email costs one scrypt too (against a decoy hash): it answers like a wrong password, as slowly.
         const ok = await verifyPassword(body.password, found?.passwordHash ?? null);
         if (!found || !ok) throw new UnauthorizedError('wrong email or password');
-        limiter.refund(email, address);
+        limiters.signIn.refund(email, address);
         const token = newSessionToken();
         const expiresAt = new Date(Date.now() + (d.sessionTtlS ?? DEFAULT_SESSION_TTL_S) * 1000);
         await insertSession(d.db, { id: newEntityId(), userId: found.user.id, tokenHash: sha256Hex(token), expiresAt });
