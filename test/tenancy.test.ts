@@ -80,7 +80,8 @@ beforeAll(async () => {
   stranger = await s.endUser();
   await s.db('devices').where({ id: A.ownedDeviceId }).update({ owner_id: owner.userId });
   A.ids.push(owner.userId);
-  bulkOperationId = (await ok<{ id: string }>(await s.api(`/api/v1/batches/${A.batchId}/status`, { method: 'POST', json: { status: 'manufacturing' } }), 200)).id;
+  // On the owned device only: the matrix's own status changes of A.deviceId must change something.
+  bulkOperationId = (await ok<{ id: string }>(await s.api(`/api/v1/batches/${A.batchId}/status`, { method: 'POST', json: { status: 'manufacturing', deviceIds: [A.ownedDeviceId] } }), 200)).id;
   A.ids.push(bulkOperationId);
 
   // A revoked token and an expired session of A's admin, never used before (so never cached).
@@ -108,7 +109,8 @@ const SAMPLES: Record<string, Sample> = {
   'get /batches/:id': async () => ({ path: { id: A.batchId } }),
   'get /batches/:id/devices.csv': async () => ({ path: { id: A.batchId } }),
   'get /batches/:id/bundle.zip': async () => ({ path: { id: A.batchId } }),
-  'post /batches/:id/status': async () => ({ path: { id: A.batchId }, body: { status: 'manufacturing' } }),
+  // The owned device only: POST /devices/{id}/status then changes A.deviceId (and is audited).
+  'post /batches/:id/status': async () => ({ path: { id: A.batchId }, body: { status: 'manufacturing', deviceIds: [A.ownedDeviceId] } }),
   'get /bulk-operations/:id': async () => ({ path: { id: bulkOperationId } }),
   'get /devices': async () => ({ query: `batchId=${A.batchId}` }),
   'get /devices/:id': dev,
@@ -265,4 +267,20 @@ describe('the tenancy matrix', () => {
     const listed = await ok<{ items: { id: string }[] }>(await s.api('/api/v1/devices', { token: owner.token }), 200);
     expect(listed.items.map((d) => d.id)).toEqual([A.ownedDeviceId]);
   }, 120_000);
+  it("records in A's audit log what the matrix did to A's things, without a secret, for A's admin only", async () => {
+    type Page = { items: { action: string; deviceId: string | null; details: unknown }[] };
+    const deviceLog = await ok<Page>(await s.api(`/api/v1/audit?deviceId=${A.deviceId}&limit=1000`, { token: A.members.admin.token }), 200);
+    const actions = new Set(deviceLog.items.map((e) => e.action));
+    for (const a of ['device.status_changed', 'device.config_changed', 'device.qr_exported']) expect(actions).toContain(a);
+    expect(deviceLog.items.every((e) => e.deviceId === A.deviceId)).toBe(true);
+    const companyLog = await ok<Page>(await s.api(`/api/v1/audit?companyId=${A.companyId}&limit=1000`, { token: A.members.admin.token }), 200);
+    for (const a of ['batch.created', 'batch.exported', 'batch.status_changed', 'alert_rule.created', 'alert_rule.deleted', 'participation.set', 'participation.removed', 'token.created']) {
+      expect(new Set(companyLog.items.map((e) => e.action))).toContain(a);
+    }
+    const { secret, pairingCode } = s.credentials.device(A.deviceId);
+    const text = JSON.stringify(companyLog);
+    expect(text).not.toContain(secret);
+    expect(text).not.toContain(pairingCode);
+    expect((await s.api(`/api/v1/audit?deviceId=${A.deviceId}`, { token: B.members.admin.token })).status).toBe(404);
+  });
 });

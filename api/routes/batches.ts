@@ -122,13 +122,12 @@ export function batchRoutes(d: ApiDeps, downloads: ExportGate) {
         // The workflow is started (durable) before any worker answers; if none answers in time,
         // say so honestly with 202: the batch will be built when a worker runs.
         const batch = await Promise.race([accepted, sleep(d.acceptWaitMs ?? 15_000).then(() => null)]);
+        await audit(d.db, principal, { action: 'batch.created', companyId, batchId: id, target: { type: 'batch', id }, details: { count: body.count } });
         if (!batch) {
           accepted.catch(() => undefined);
-          await audit(d.db, principal, { action: 'batch.created', companyId, batchId: id, target: { type: 'batch', id }, details: { count: body.count } });
           res.location(`/api/v1/batches/${id}`);
           return new Reply(202, pendingBatch(newBatch));
         }
-        await audit(d.db, principal, { action: 'batch.created', companyId, batchId: id, target: { type: 'batch', id }, details: { count: body.count } });
         res.location(`/api/v1/batches/${batch.id}`);
         return batch;
       },
