@@ -2,7 +2,7 @@
 import type { ApiDeps } from '../deps';
 import { route } from '../http/route';
 import { createUserBody, errorResponse, meSchema, sessionSchema, signInBody, userSchema } from '../schemas';
-import { ConflictError, ForbiddenError, RateLimitedError, UnauthorizedError } from '../../domain/errors';
+import { ConflictError, ForbiddenError, RateLimitedError, UnauthorizedError, UnavailableError } from '../../domain/errors';
 import { newEntityId } from '../../domain/ids';
 import { newSessionToken, sha256Hex } from '../../domain/credentials';
 import { hashPassword, verifyPassword } from '../../domain/passwords';
@@ -13,6 +13,7 @@ import { audit } from '../audit';
 import type { Authenticate } from '../http/auth';
 import type { Response } from 'express';
 import type { SignInLimiter } from '../sign-in-limiter';
+import { PasswordGate } from '../password-gate';
 
 const DEFAULT_SESSION_TTL_S = 12 * 3_600;
 
@@ -24,7 +25,16 @@ function limit(limiter: SignInLimiter, email: string, address: string, res: Resp
   throw new RateLimitedError(wait, `too many ${what}: retry in ${wait} s`);
 }
 
-export function userRoutes(d: ApiDeps, limiters: { signIn: SignInLimiter; signUp: SignInLimiter }, authenticate: Authenticate) {
+export function userRoutes(d: ApiDeps, limiters: { signIn: SignInLimiter; signUp: SignInLimiter }, authenticate: Authenticate, gate = new PasswordGate()) {
+  /** Hashes through the gate; a full queue is a 503 with Retry-After. */
+  async function gated<T>(res: Response, work: () => Promise<T>): Promise<T> {
+    try {
+      return await gate.run(work);
+    } catch (err) {
+      if (err instanceof UnavailableError) res.setHeader('Retry-After', '1');
+      throw err;
+    }
+  }
   const signupOpen = () => (d.signup ?? 'open') === 'open';
   return [
     route({
@@ -42,11 +52,12 @@ export function userRoutes(d: ApiDeps, limiters: { signIn: SignInLimiter; signUp
         403: errorResponse("the caller may not create users (needs 'users:create'), or only a platform admin may create a platform admin"),
         409: errorResponse('a user with this email exists (email_taken)'),
         429: { ...errorResponse('too many sign-ups from this address: retry after Retry-After seconds'), headers: { 'Retry-After': 'seconds to wait' } },
+        503: { ...errorResponse('too many passwords being hashed at once: retry after Retry-After seconds'), headers: { 'Retry-After': 'seconds to wait' } },
       },
       handler: async ({ req, res, body, caller }) => {
         if (caller === null) limit(limiters.signUp, '', req.ip ?? 'unknown', res, 'sign-ups');
         if (body.platformAdmin && !caller?.platformAdmin) throw new ForbiddenError('only a platform admin may create a platform admin');
-        const user = await insertUser(d.db, { id: newEntityId(), email: body.email, name: body.name ?? null, passwordHash: await hashPassword(body.password), platformAdmin: body.platformAdmin ?? false, createdBy: caller?.userId ?? null });
+        const user = await insertUser(d.db, { id: newEntityId(), email: body.email, name: body.name ?? null, passwordHash: await gated(res, () => hashPassword(body.password)), platformAdmin: body.platformAdmin ?? false, createdBy: caller?.userId ?? null });
         if (!user) throw new ConflictError('email_taken', 'a user with this email exists');
         await audit(d.db, caller, { action: 'user.created', target: { type: 'user', id: user.id }, details: { platformAdmin: user.platformAdmin, signUp: caller === null } });
         res.location(`/api/v1/users/${user.id}`);
@@ -66,6 +77,7 @@ export function userRoutes(d: ApiDeps, limiters: { signIn: SignInLimiter; signUp
         201: { description: 'signed in: the token is in this response only', schema: sessionSchema },
         401: errorResponse('wrong email or password (the same answer for both)'),
         429: { ...errorResponse('too many attempts for this account or from this address: retry after Retry-After seconds'), headers: { 'Retry-After': 'seconds to wait' } },
+        503: { ...errorResponse('too many sign-ins being checked at once: retry after Retry-After seconds'), headers: { 'Retry-After': 'seconds to wait' } },
       },
       handler: async ({ req, res, body }) => {
         const email = normalEmail(body.email);
@@ -73,7 +85,7 @@ export function userRoutes(d: ApiDeps, limiters: { signIn: SignInLimiter; signUp
         limit(limiters.signIn, email, address, res, 'sign-in attempts');
         const found = await findUserForSignIn(d.db, email);
         // An unknown email costs one scrypt too (against a decoy hash): it answers like a wrong password, as slowly.
-        const ok = await verifyPassword(body.password, found?.passwordHash ?? null);
+        const ok = await gated(res, () => verifyPassword(body.password, found?.passwordHash ?? null));
         if (!found || !ok) throw new UnauthorizedError('wrong email or password');
         limiters.signIn.refund(email, address);
         const token = newSessionToken();
