@@ -7,7 +7,14 @@ export interface SessionRecord {
   expiresAt: string;
 }
 
+/** Also forgets the user's sessions that ended over a day ago, so the table does not grow with every sign-in. */
 export async function insertSession(db: Db, s: { id: string; userId: string; tokenHash: string; expiresAt: Date }): Promise<SessionRecord> {
+  await db('sessions')
+    .where({ user_id: s.userId })
+    .andWhere((q) => {
+      q.where('expires_at', '<', db.raw("now() - interval '1 day'")).orWhere('revoked_at', '<', db.raw("now() - interval '1 day'"));
+    })
+    .delete();
   await db('sessions').insert({ id: s.id, user_id: s.userId, token_hash: s.tokenHash, expires_at: s.expiresAt });
   return { id: s.id, userId: s.userId, expiresAt: s.expiresAt.toISOString() };
 }
