@@ -13,6 +13,7 @@ import { userRoutes } from './routes/users';
 import { companyRoutes } from './routes/companies';
 import { auditRoutes } from './routes/audit';
 import { SIGN_UP_RULES, SignInLimiter } from './sign-in-limiter';
+import { PasswordGate } from './password-gate';
 import { alertRoutes } from './routes/alerts';
 import { deviceConfigRoutes } from './routes/device-config';
 import { deviceControlRoutes } from './routes/device-control';
@@ -24,12 +25,18 @@ export interface AppLimits {
   /** Sign-in attempts and anonymous sign-ups (api/sign-in-limiter.ts); one each per app by default. */
   signIn?: SignInLimiter;
   signUp?: SignInLimiter;
+  /** Where password hashes run (api/password-gate.ts); one per app by default. */
+  passwords?: PasswordGate;
 }
 
 export function buildApp(d: ApiDeps, limits: AppLimits = {}): express.Express {
   const downloads = new ExportGate(limits.exports ?? DEFAULT_EXPORT_LIMITS, d.log);
   const authenticate = authenticator(d.db, d.adminToken, limits.auth);
-  const routes = apiRoutes(d, downloads, authenticate, { signIn: limits.signIn ?? new SignInLimiter(), signUp: limits.signUp ?? new SignInLimiter(SIGN_UP_RULES) });
+  const routes = apiRoutes(d, downloads, authenticate, {
+    signIn: limits.signIn ?? new SignInLimiter(),
+    signUp: limits.signUp ?? new SignInLimiter(SIGN_UP_RULES),
+    passwords: limits.passwords ?? new PasswordGate(),
+  });
 
   const app = express();
   app.disable('x-powered-by');
@@ -48,10 +55,10 @@ export function buildApp(d: ApiDeps, limits: AppLimits = {}): express.Express {
 }
 
 /** Every route of the API: the table the app, the OpenAPI document and the tenancy test are built from. */
-export function apiRoutes(d: ApiDeps, downloads: ExportGate, authenticate: Authenticate, limiters: { signIn: SignInLimiter; signUp: SignInLimiter }): RouteSpec[] {
+export function apiRoutes(d: ApiDeps, downloads: ExportGate, authenticate: Authenticate, limiters: { signIn: SignInLimiter; signUp: SignInLimiter; passwords: PasswordGate }): RouteSpec[] {
   const routes: RouteSpec[] = [];
   routes.push(...healthRoutes(d, () => routes), ...batchRoutes(d, downloads), ...deviceRoutes(d), ...tokenRoutes(d));
   routes.push(...deviceControlRoutes(d), ...deviceConfigRoutes(d), ...diagnosticsRoutes(d), ...alertRoutes(d));
-  routes.push(...userRoutes(d, limiters, authenticate), ...companyRoutes(d), ...auditRoutes(d));
+  routes.push(...userRoutes(d, limiters, authenticate, limiters.passwords), ...companyRoutes(d), ...auditRoutes(d));
   return routes;
 }

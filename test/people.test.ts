@@ -2,12 +2,23 @@
 // each answers, that secrets are stored hashed and shown once, that rights follow the user's
 // current roles, and that sign-in is rate limited without a lasting lock-out.
 import { SignInLimiter } from '../api/sign-in-limiter';
+import { PasswordGate } from '../api/password-gate';
+
+/** Counts the password hashes the API runs. */
+class CountingGate extends PasswordGate {
+  runs = 0;
+  override run<T>(work: () => Promise<T>): Promise<T> {
+    this.runs++;
+    return super.run(work);
+  }
+}
+const hashes = new CountingGate();
 import { startStack, eventually, type Stack } from './support/stack';
 
 let s: Stack;
 beforeAll(async () => {
   // This file signs many users up from one address: sign-up's own limit is tested apart, below.
-  s = await startStack({ worker: false, signUp: new SignInLimiter([{ name: 'address', key: (_e, a) => a, burst: 10_000, refillMs: 1 }]) });
+  s = await startStack({ worker: false, signUp: new SignInLimiter([{ name: 'address', key: (_e, a) => a, burst: 10_000, refillMs: 1 }]), passwords: hashes });
 });
 afterAll(() => s.stop());
 
@@ -52,10 +63,13 @@ describe('sign-up, sign-in, sessions', () => {
     expect((await s.api('/api/v1/batches', { token: session.token })).status).toBe(403);
   });
 
-  it('answers a wrong password and an unknown email alike', async () => {
+  it('answers a wrong password and an unknown email alike, each after one password hash', async () => {
     const { email } = await signUp();
+    const before = hashes.runs;
     const wrong = await signIn(email, 'not the password at all');
+    expect(hashes.runs).toBe(before + 1);
     const unknown = await signIn(freshEmail(), 'not the password at all');
+    expect(hashes.runs).toBe(before + 2); // a decoy hash: an unknown email takes as long
     expect([wrong.status, unknown.status]).toEqual([401, 401]);
     expect(await errorOf(wrong)).toEqual(await errorOf(unknown));
   });

@@ -11,6 +11,7 @@ import { authenticator } from '../api/http/auth';
 import { PERMISSIONS, ROLE_TABLE } from '../api/http/policy';
 import type { RouteSpec } from '../api/http/route';
 import { SignInLimiter } from '../api/sign-in-limiter';
+import { PasswordGate } from '../api/password-gate';
 import { newEntityId } from '../domain/ids';
 import { newSessionToken, sha256Hex } from '../domain/credentials';
 import { COMPANY_ROLES, type CompanyRole } from '../domain/roles';
@@ -20,7 +21,7 @@ import { insertSession } from '../db/repositories/sessions';
 import { startStack, eventually, type Caller, type Stack } from './support/stack';
 
 let s: Stack;
-const routes: RouteSpec[] = apiRoutes({} as ApiDeps, {} as ExportGate, authenticator({} as never, undefined), { signIn: new SignInLimiter(), signUp: new SignInLimiter() });
+const routes: RouteSpec[] = apiRoutes({} as ApiDeps, {} as ExportGate, authenticator({} as never, undefined), { signIn: new SignInLimiter(), signUp: new SignInLimiter(), passwords: new PasswordGate() });
 const PUBLIC = ['get /healthz', 'get /readyz', 'get /openapi.json', 'post /sessions'];
 const key = (r: RouteSpec) => `${r.method} ${r.path}`;
 

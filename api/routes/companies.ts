@@ -65,16 +65,15 @@ export function companyRoutes(d: ApiDeps) {
       body: participationBody,
       status: 201,
       responses: {
-        201: { description: 'the participation', schema: participationSchema, headers: { Location: 'the participation' } },
+        201: { description: 'the participation', schema: participationSchema },
         403: errorResponse("the caller is not an admin of this company (needs 'participations:manage')"),
         404: errorResponse('no such company (or the caller has no role in it), or no such user'),
       },
-      handler: async ({ res, params, body, access, principal }) => {
+      handler: async ({ params, body, access, principal }) => {
         await requireCompany(d.db, access, params.id);
         if (!(await getUser(d.db, body.userId))) throw new NotFoundError('user', body.userId);
         const p = await upsertParticipation(d.db, { id: newEntityId(), companyId: params.id, userId: body.userId, role: body.role, createdBy: principal.userId });
         await audit(d.db, principal, { action: 'participation.set', companyId: params.id, target: { type: 'user', id: body.userId }, details: { role: body.role, participationId: p.id } });
-        res.location(`/api/v1/companies/${params.id}/participations/${p.id}`);
         return p;
       },
     }),

@@ -47,7 +47,7 @@ export function userRoutes(d: ApiDeps, limiters: { signIn: SignInLimiter; signUp
       body: createUserBody,
       status: 201,
       responses: {
-        201: { description: 'the user (never the password)', schema: userSchema, headers: { Location: 'the user' } },
+        201: { description: 'the user (never the password)', schema: userSchema },
         401: errorResponse('a token was sent but is unknown, revoked or expired; or sign-up is closed and none was sent'),
         403: errorResponse("the caller may not create users (needs 'users:create'), or only a platform admin may create a platform admin"),
         409: errorResponse('a user with this email exists (email_taken)'),
@@ -60,7 +60,6 @@ export function userRoutes(d: ApiDeps, limiters: { signIn: SignInLimiter; signUp
         const user = await insertUser(d.db, { id: newEntityId(), email: body.email, name: body.name ?? null, passwordHash: await gated(res, () => hashPassword(body.password)), platformAdmin: body.platformAdmin ?? false, createdBy: caller?.userId ?? null });
         if (!user) throw new ConflictError('email_taken', 'a user with this email exists');
         await audit(d.db, caller, { action: 'user.created', target: { type: 'user', id: user.id }, details: { platformAdmin: user.platformAdmin, signUp: caller === null } });
-        res.location(`/api/v1/users/${user.id}`);
         return user;
       },
     }),

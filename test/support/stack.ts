@@ -65,6 +65,7 @@ export interface StackOptions {
   auth?: AppLimits['auth'];
   signIn?: AppLimits['signIn'];
   signUp?: AppLimits['signUp'];
+  passwords?: AppLimits['passwords'];
 }
 
 export interface Caller {
@@ -134,7 +135,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       { name: 'postgres', check: async () => void (await db.raw('select 1')) },
       { name: 'temporal', check: async () => void (await connection.workflowService.getSystemInfo({})) },
     ],
-  }, { exports: { ...DEFAULT_EXPORT_LIMITS, ...opts.exports }, auth: opts.auth, signIn: opts.signIn, signUp: opts.signUp });
+  }, { exports: { ...DEFAULT_EXPORT_LIMITS, ...opts.exports }, auth: opts.auth, signIn: opts.signIn, signUp: opts.signUp, passwords: opts.passwords });
   const server: Server = await listen(app, 0, '127.0.0.1', { ...DEFAULT_SERVER_LIMITS, ...opts.server });
   const port = (server.address() as { port: number }).port;
   const baseUrl = `http://127.0.0.1:${port}`;
