@@ -146,6 +146,19 @@ describe('companies, participations, tokens', () => {
     expect((await (await s.api('/api/v1/companies', { token: stranger.token })).json()) as { items: { id: string }[] }).toMatchObject({ items: [{ id: s.companyId }] });
   });
 
+  it("keeps a company's last admin: not removed, not demoted, until another admin exists", async () => {
+    const company = await s.company('one admin');
+    const admin = await s.member('admin', company);
+    const [p] = await s.db('participations').where({ user_id: admin.userId, company_id: company }).pluck('id');
+    const remove = await s.api(`/api/v1/companies/${company}/participations/${p}`, { token: admin.token, method: 'DELETE' });
+    expect(remove.status).toBe(409);
+    expect((await errorOf(remove)).code).toBe('last_admin');
+    expect((await s.api(`/api/v1/companies/${company}/participations`, { token: admin.token, method: 'POST', json: { userId: admin.userId, role: 'viewer' } })).status).toBe(409);
+    const second = await s.endUser();
+    expect((await s.api(`/api/v1/companies/${company}/participations`, { token: admin.token, method: 'POST', json: { userId: second.userId, role: 'admin' } })).status).toBe(201);
+    expect((await s.api(`/api/v1/companies/${company}/participations/${p}`, { token: admin.token, method: 'DELETE' })).status).toBe(204);
+  });
+
   it("a company token acts with the user's role there, and loses it with the role", async () => {
     const company = await s.company('token co');
     const tech = await s.member('technician', company);

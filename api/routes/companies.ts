@@ -3,13 +3,22 @@ import { z } from 'zod';
 import type { ApiDeps } from '../deps';
 import { route } from '../http/route';
 import { companySchema, createCompanyBody, errorResponse, idParams, page, pageQuery, participationBody, participationParams, participationSchema } from '../schemas';
-import { NotFoundError } from '../../domain/errors';
+import { ConflictError, NotFoundError } from '../../domain/errors';
+import type { Db } from '../../db/knex';
+import type { CompanyRole } from '../../domain/roles';
 import { newEntityId } from '../../domain/ids';
-import { deleteParticipation, getParticipation, insertCompany, listCompanies, listParticipations, upsertParticipation } from '../../db/repositories/companies';
+import { countAdmins, deleteParticipation, getParticipation, roleIn, insertCompany, listCompanies, listParticipations, upsertParticipation } from '../../db/repositories/companies';
 import { getUser } from '../../db/repositories/users';
 import { audit } from '../audit';
 import { requireCompany } from '../require-company';
 import { listScope } from '../http/policy';
+
+/** A company keeps at least one admin of its own: its last admin cannot be removed or demoted. */
+async function assertNotLastAdmin(db: Db, companyId: string, current: CompanyRole | null): Promise<void> {
+  if (current === 'admin' && (await countAdmins(db, companyId)) <= 1) {
+    throw new ConflictError('last_admin', 'this is the company\'s last admin: make another user admin first');
+  }
+}
 
 export function companyRoutes(d: ApiDeps) {
   return [
@@ -68,10 +77,12 @@ export function companyRoutes(d: ApiDeps) {
         201: { description: 'the participation', schema: participationSchema },
         403: errorResponse("the caller is not an admin of this company (needs 'participations:manage')"),
         404: errorResponse('no such company (or the caller has no role in it), or no such user'),
+        409: errorResponse("the change would leave the company without an admin (last_admin)"),
       },
       handler: async ({ params, body, access, principal }) => {
         await requireCompany(d.db, access, params.id);
         if (!(await getUser(d.db, body.userId))) throw new NotFoundError('user', body.userId);
+        if (body.role !== 'admin') await assertNotLastAdmin(d.db, params.id, await roleIn(d.db, params.id, body.userId));
         const p = await upsertParticipation(d.db, { id: newEntityId(), companyId: params.id, userId: body.userId, role: body.role, createdBy: principal.userId });
         await audit(d.db, principal, { action: 'participation.set', companyId: params.id, target: { type: 'user', id: body.userId }, details: { role: body.role, participationId: p.id } });
         return p;
@@ -101,10 +112,11 @@ export function companyRoutes(d: ApiDeps) {
       permission: 'participations:manage',
       params: participationParams,
       status: 204,
-      responses: { 204: { description: 'removed' }, 404: errorResponse('no such company or participation') },
+      responses: { 204: { description: 'removed' }, 404: errorResponse('no such company or participation'), 409: errorResponse("the company's last admin (last_admin)") },
       handler: async ({ params, access, principal }) => {
         await requireCompany(d.db, access, params.id);
         const p = await getParticipation(d.db, params.id, params.participationId);
+        if (p) await assertNotLastAdmin(d.db, params.id, p.role);
         if (!p || !(await deleteParticipation(d.db, params.id, params.participationId))) throw new NotFoundError('participation', params.participationId);
         await audit(d.db, principal, { action: 'participation.removed', companyId: params.id, target: { type: 'user', id: p.userId }, details: { role: p.role, participationId: p.id } });
         return undefined;

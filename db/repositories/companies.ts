@@ -80,6 +80,18 @@ export async function deleteParticipation(db: Db, companyId: string, id: string)
   return (await db('participations').where({ company_id: companyId, id }).delete()) > 0;
 }
 
+/** The user's role in the company, if any. */
+export async function roleIn(db: Db, companyId: string, userId: string): Promise<CompanyRole | null> {
+  const row = await db('participations').where({ company_id: companyId, user_id: userId }).first('role');
+  return row ? (row.role as CompanyRole) : null;
+}
+
+/** How many admins the company has. */
+export async function countAdmins(db: Db, companyId: string): Promise<number> {
+  const row = await db('participations').where({ company_id: companyId, role: 'admin' }).count<{ n: string }[]>({ n: '*' }).first();
+  return Number(row?.n ?? 0);
+}
+
 /** A user's role in each of their companies. */
 export async function rolesOf(db: Db, userId: string): Promise<Record<string, CompanyRole>> {
   const rows: { company_id: string; role: CompanyRole }[] = await db('participations').where({ user_id: userId }).select('company_id', 'role');
