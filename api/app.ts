@@ -1,7 +1,7 @@
 // Builds the Express app: routes declared in api/routes, validated and documented by api/http.
 import express from 'express';
 import type { ApiDeps } from './deps';
-import { authenticator, type AuthOptions } from './http/auth';
+import { authenticator, type Authenticate, type AuthOptions } from './http/auth';
 import { DEFAULT_EXPORT_LIMITS, ExportGate, type ExportLimits } from './exports';
 import { errorHandler, notFoundHandler } from './http/errors';
 import { API_BASE, JSON_BODY_LIMIT, mount, type RouteSpec } from './http/route';
@@ -9,6 +9,11 @@ import { batchRoutes } from './routes/batches';
 import { deviceRoutes } from './routes/devices';
 import { healthRoutes } from './routes/health';
 import { tokenRoutes } from './routes/tokens';
+import { userRoutes } from './routes/users';
+import { companyRoutes } from './routes/companies';
+import { auditRoutes } from './routes/audit';
+import { SIGN_UP_RULES, SignInLimiter } from './sign-in-limiter';
+import { PasswordGate } from './password-gate';
 import { alertRoutes } from './routes/alerts';
 import { deviceConfigRoutes } from './routes/device-config';
 import { deviceControlRoutes } from './routes/device-control';
@@ -17,18 +22,25 @@ import { diagnosticsRoutes } from './routes/diagnostics';
 export interface AppLimits {
   exports?: ExportLimits;
   auth?: AuthOptions;
+  /** Sign-in attempts and anonymous sign-ups (api/sign-in-limiter.ts); one each per app by default. */
+  signIn?: SignInLimiter;
+  signUp?: SignInLimiter;
+  /** Where password hashes run (api/password-gate.ts); one per app by default. */
+  passwords?: PasswordGate;
 }
 
 export function buildApp(d: ApiDeps, limits: AppLimits = {}): express.Express {
   const downloads = new ExportGate(limits.exports ?? DEFAULT_EXPORT_LIMITS, d.log);
-  const routes: RouteSpec[] = [];
-  routes.push(...healthRoutes(d, () => routes), ...batchRoutes(d, downloads), ...deviceRoutes(d), ...tokenRoutes(d));
-  routes.push(...deviceControlRoutes(d), ...deviceConfigRoutes(d), ...diagnosticsRoutes(d), ...alertRoutes(d));
+  const authenticate = authenticator(d.db, d.adminToken, limits.auth);
+  const routes = apiRoutes(d, downloads, authenticate, {
+    signIn: limits.signIn ?? new SignInLimiter(),
+    signUp: limits.signUp ?? new SignInLimiter(SIGN_UP_RULES),
+    passwords: limits.passwords ?? new PasswordGate(),
+  });
 
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple'); // no nested objects from ?a[b]=c
-  const authenticate = authenticator(d.db, d.adminToken, limits.auth);
   // Bodies are parsed per route, after authentication (api/http/route.ts mount).
   const parseBody = express.json({ limit: JSON_BODY_LIMIT });
   const root = express.Router();
@@ -40,4 +52,13 @@ export function buildApp(d: ApiDeps, limits: AppLimits = {}): express.Express {
   app.use(notFoundHandler);
   app.use(errorHandler(d.log));
   return app;
+}
+
+/** Every route of the API: the table the app, the OpenAPI document and the tenancy test are built from. */
+export function apiRoutes(d: ApiDeps, downloads: ExportGate, authenticate: Authenticate, limiters: { signIn: SignInLimiter; signUp: SignInLimiter; passwords: PasswordGate }): RouteSpec[] {
+  const routes: RouteSpec[] = [];
+  routes.push(...healthRoutes(d, () => routes), ...batchRoutes(d, downloads), ...deviceRoutes(d), ...tokenRoutes(d));
+  routes.push(...deviceControlRoutes(d), ...deviceConfigRoutes(d), ...diagnosticsRoutes(d), ...alertRoutes(d));
+  routes.push(...userRoutes(d, limiters, authenticate, limiters.passwords), ...companyRoutes(d), ...auditRoutes(d));
+  return routes;
 }

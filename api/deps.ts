@@ -17,6 +17,10 @@ export interface ApiDeps {
   credentials: CredentialDeriver;
   log: Logger;
   adminToken?: string;
+  /** Open sign-up of end users (POST /users without a token); default open. */
+  signup?: 'open' | 'closed';
+  /** How long a sign-in session lasts (SESSION_TTL_S). */
+  sessionTtlS?: number;
   /** Readiness: each dependency the API cannot work without (Postgres, Temporal, MQTT). */
   readiness: HealthCheck[];
   /** How long a bulk status change may take before the API answers 202 instead of the outcome. */

@@ -45,6 +45,8 @@ async function main() {
     credentials,
     log,
     adminToken: cfg.ADMIN_TOKEN,
+    signup: cfg.SIGNUP,
+    sessionTtlS: cfg.SESSION_TTL_S,
     devices: new DeviceRequests(mqtt),
     replyTimeoutMs: cfg.DEVICE_REPLY_TIMEOUT_MS,
     publicMqttUrl: cfg.PUBLIC_MQTT_URL ?? addr.mqttUrl,

@@ -2,6 +2,9 @@
 import { z } from 'zod';
 import { DEVICE_STATUSES } from '../domain/device-status';
 import { DEVICE_ID_PATTERN, ENTITY_ID_PATTERN } from '../domain/ids';
+import { AUDIT_ACTIONS } from '../domain/audit';
+import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../domain/passwords';
+import { COMPANY_ROLES } from '../domain/roles';
 import { JSON_DOCUMENT_LIMITS, NO_NUL_TEXT, isStorableText, jsonProblem } from '../domain/json-limits';
 
 /**
@@ -63,7 +66,6 @@ const isoTime = z.iso
 export const deviceId = z.string().regex(DEVICE_ID_PATTERN, 'must be a device ID (12 Crockford base32 characters)');
 export const entityId = z.string().regex(ENTITY_ID_PATTERN, 'must be an ID (16 Crockford base32 characters)');
 export const deviceStatus = z.enum(DEVICE_STATUSES);
-const companyId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -');
 const timestamp = z.string().describe('ISO 8601 timestamp');
 
 export const pageQuery = {
@@ -83,7 +85,7 @@ export const createBatchBody = z
     info: text().max(4000, 'must be at most 4000 characters').optional(),
     color: z.string().regex(/^#[0-9A-Fa-f]{6}$/, 'must be a colour like #1E90FF').optional(),
     model: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, ., _ or -').optional(),
-    companyId: companyId.optional(),
+    companyId: entityId.optional().describe("the batch's company: required from a platform admin; a member's batch goes to their company"),
   })
   .strict();
 
@@ -177,25 +179,82 @@ export const bulkOperationSchema = z.object({
   finishedAt: timestamp.nullable(),
 });
 
-// ---- tokens ----
+// ---- people: users, sessions, companies, participations, tokens, audit ----
+const email = text()
+  .max(254, 'must be at most 254 characters')
+  .regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, 'must be an email address')
+  .describe('compared without regard to case');
+const password = text()
+  .min(MIN_PASSWORD_LENGTH, `must be at least ${MIN_PASSWORD_LENGTH} characters`)
+  .max(MAX_PASSWORD_LENGTH, `must be at most ${MAX_PASSWORD_LENGTH} characters`);
+
+export const createUserBody = z
+  .object({
+    email,
+    password,
+    name: name(200).optional(),
+    platformAdmin: z.boolean().optional().describe('a platform admin above every company (only a platform admin may create one)'),
+  })
+  .strict();
+export const userSchema = z.object({ id: z.string(), email: z.string(), name: z.string().nullable(), platformAdmin: z.boolean(), createdAt: timestamp });
+
+export const signInBody = z.object({ email, password: text().min(1, 'is required').max(MAX_PASSWORD_LENGTH) }).strict();
+export const sessionSchema = z.object({
+  token: z.string().describe('shown only in this response; send it as `Authorization: Bearer <token>`'),
+  expiresAt: timestamp,
+  user: userSchema,
+});
+
+export const companyRole = z.enum(COMPANY_ROLES);
+export const companySchema = z.object({ id: z.string(), name: z.string(), createdAt: timestamp });
+export const createCompanyBody = z.object({ name: name(200) }).strict();
+export const participationSchema = z.object({ id: z.string(), companyId: z.string(), userId: z.string(), email: z.string(), role: companyRole, createdAt: timestamp });
+export const participationBody = z.object({ userId: entityId, role: companyRole }).strict();
+export const participationParams = z.object({ id: entityId, participationId: entityId }).strict();
+
+export const meSchema = z.object({
+  user: userSchema,
+  participations: z.array(participationSchema.extend({ companyName: z.string() })),
+  credential: z.object({
+    via: z.enum(['token', 'session', 'env']),
+    id: z.string(),
+    companyId: z.string().nullable().describe('a token limited to one company: that company'),
+  }),
+});
+
 export const createTokenBody = z
   .object({
-    kind: z.enum(['manufacturer', 'admin']),
     name: name(200),
+    companyId: entityId.optional().describe('limit the token to this company (where it acts with your role there); omitted: all your rights'),
+    expiresAt: isoTime.optional().describe('after this the token is refused (401); omitted: until revoked'),
   })
   .strict();
 
 export const tokenSchema = z.object({
   id: z.string(),
-  kind: z.enum(['admin', 'manufacturer']),
   name: z.string(),
+  userId: z.string(),
   companyId: z.string().nullable(),
   createdBy: z.string().nullable(),
   createdAt: timestamp,
+  expiresAt: timestamp.nullable(),
   revokedAt: timestamp.nullable(),
   lastUsedAt: timestamp.nullable(),
 });
 export const createdTokenSchema = tokenSchema.extend({ token: z.string().describe('shown only in this response') });
+
+export const auditQuery = z.object({ deviceId: deviceId.optional(), companyId: entityId.optional(), ...pageQuery }).strict();
+export const auditSchema = z.object({
+  id: z.string(),
+  at: timestamp,
+  actor: z.object({ userId: z.string().nullable(), credentialId: z.string().nullable().describe('the token or session that acted') }),
+  action: z.enum(AUDIT_ACTIONS),
+  companyId: z.string().nullable(),
+  deviceId: z.string().nullable(),
+  batchId: z.string().nullable(),
+  target: z.object({ type: z.string(), id: z.string() }).nullable(),
+  details: z.record(z.string(), z.unknown()).nullable(),
+});
 
 /** The one error body (`{error:{code,message,details?}}`): the OpenAPI document names it `Error`. */
 export const errorSchema = z.object({
@@ -362,6 +421,7 @@ export const alertRuleBody = z
     name: name(200),
     deviceId: deviceId.optional(),
     model: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
+    companyId: entityId.optional().describe("the company whose devices the rule watches: a member's rule is their company's; a platform admin's without one watches every device"),
     node: homieId,
     property: homieId,
     operator: z.enum(['>', '>=', '<', '<=', '==', '!=']),

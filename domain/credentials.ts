@@ -73,6 +73,12 @@ export function newApiToken(): string {
   return TOKEN_PREFIX + base32(randomBytes(32), 51);
 }
 
+/** Sign-in sessions: `rdms_` + 255 random bits; a prefix of their own tells them from API tokens. */
+export const SESSION_PREFIX = 'rdms_';
+export function newSessionToken(): string {
+  return SESSION_PREFIX + base32(randomBytes(32), 51);
+}
+
 export function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);

@@ -60,3 +60,9 @@ export class UnprocessableError extends AppError {
     super(422, code, message, details);
   }
 }
+/** Too many attempts (sign-in): the answer carries Retry-After. */
+export class RateLimitedError extends AppError {
+  constructor(readonly retryAfterS: number, message: string) {
+    super(429, 'rate_limited', message);
+  }
+}

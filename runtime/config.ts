@@ -24,6 +24,10 @@ const schema = z.object({
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('device-management'),
   TEMPORAL_UI_PORT: port.default(8233),
   ADMIN_TOKEN: z.string().min(24, 'must be at least 24 characters').optional(),
+  /** `open`: anyone may create an end-user account (POST /users without a token); `closed`: only admins create users. */
+  SIGNUP: z.enum(['open', 'closed']).default('open'),
+  /** How long a sign-in session lasts. */
+  SESSION_TTL_S: z.coerce.number().int().min(60).max(90 * 86_400).default(12 * 3_600),
   DEVICE_SECRET_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
   DATA_DIR: z.string().min(1).default('./data'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -22,21 +22,22 @@ describe('auth', () => {
     expect(r.status).toBe(401);
   });
 
-  it('limits a manufacturer token to the manufacturer calls', async () => {
+  it('limits a manufacturer to the manufacturer calls', async () => {
     const m = await s.token('manufacturer');
     expect((await s.api('/api/v1/batches', { token: m })).status).toBe(200);
-    const create = await s.api('/api/v1/batches', { token: m, method: 'POST', json: { name: 'x', count: 1 } });
+    const create = await s.api('/api/v1/batches', { token: m, method: 'POST', json: { companyId: s.companyId, name: 'x', count: 1 } });
     expect(create.status).toBe(403);
     expect(await errorBody(create)).toMatchObject({ code: 'forbidden' });
-    expect((await s.api('/api/v1/tokens', { token: m })).status).toBe(403);
-    expect((await s.api('/api/v1/tokens', { token: m, method: 'POST', json: { kind: 'admin', name: 'escalate' } })).status).toBe(403);
+    expect((await s.api('/api/v1/companies', { token: m, method: 'POST', json: { name: 'escalate' } })).status).toBe(403);
+    expect((await s.api('/api/v1/users', { token: m, method: 'POST', json: { email: 'x@example.com', password: 'long enough password' } })).status).toBe(403);
+    expect((await s.api(`/api/v1/companies/${s.companyId}/participations`, { token: m })).status).toBe(403);
   });
 
-  it('creates a manufacturer token shown once, stored hashed, and revocable', async () => {
-    const r = await s.api('/api/v1/tokens', { method: 'POST', json: { kind: 'manufacturer', name: 'Acme Factory' } });
+  it('creates an API token shown once, stored hashed, and revocable', async () => {
+    const r = await s.api('/api/v1/tokens', { method: 'POST', json: { name: 'Acme Factory' } });
     expect(r.status).toBe(201);
-    const created = (await r.json()) as { id: string; token: string; kind: string };
-    expect(created.kind).toBe('manufacturer');
+    const created = (await r.json()) as { id: string; token: string; companyId: string | null };
+    expect(created.companyId).toBeNull();
     expect(created.token).toMatch(/^rdm_/);
     const stored = await s.db('tokens').where({ id: created.id }).first();
     expect(JSON.stringify(stored)).not.toContain(created.token);

@@ -11,7 +11,7 @@ let deviceId: string;
 let batchId: string;
 beforeAll(async () => {
   s = await startStack();
-  const r = await s.api('/api/v1/batches', { method: 'POST', json: { name: 'api-input', count: 1 } });
+  const r = await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'api-input', count: 1 } });
   const batch = (await r.json()) as Batch;
   batchId = batch.id;
   await eventually(async () => ((await (await s.api(`/api/v1/batches/${batch.id}`)).json()) as Batch).provisioning.status === 'ready');
@@ -38,8 +38,8 @@ const LONE_SURROGATE = 'a\ud800b';
 describe('strings Postgres cannot store', () => {
   it.each([NUL, LONE_SURROGATE])('refuses them in a batch name and info (%j), and creates no batch', async (bad) => {
     const before = await s.db('batches').count({ n: '*' }).first();
-    await refused(await s.api('/api/v1/batches', { method: 'POST', json: { name: bad, count: 1 } }), 'name');
-    await refused(await s.api('/api/v1/batches', { method: 'POST', json: { name: 'ok', info: bad, count: 1 } }), 'info');
+    await refused(await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: bad, count: 1 } }), 'name');
+    await refused(await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'ok', info: bad, count: 1 } }), 'info');
     expect(await s.db('batches').count({ n: '*' }).first()).toEqual(before);
   });
 
@@ -49,7 +49,7 @@ describe('strings Postgres cannot store', () => {
   });
 
   it("refuses them in a token's name and an alert rule's name", async () => {
-    await refused(await s.api('/api/v1/tokens', { method: 'POST', json: { kind: 'manufacturer', name: NUL } }), 'name');
+    await refused(await s.api('/api/v1/tokens', { method: 'POST', json: { name: NUL } }), 'name');
     const rule = { name: NUL, node: 'charger', property: 'temperature', operator: '>', threshold: 1 };
     await refused(await s.api('/api/v1/alert-rules', { method: 'POST', json: rule }), 'name');
   });
@@ -185,8 +185,8 @@ describe('per-device routes', () => {
   });
 
   it('an Idempotency-Key that is not printable ASCII is a 400 naming it', async () => {
-    await refused(await s.api('/api/v1/batches', { method: 'POST', json: { name: 'k', count: 1 }, headers: { 'idempotency-key': 'k'.repeat(201) } }), 'idempotency-key');
-    await refused(await s.api('/api/v1/batches', { method: 'POST', json: { name: 'k', count: 1 }, headers: { 'idempotency-key': 'a\tb' } }), 'idempotency-key');
+    await refused(await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'k', count: 1 }, headers: { 'idempotency-key': 'k'.repeat(201) } }), 'idempotency-key');
+    await refused(await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'k', count: 1 }, headers: { 'idempotency-key': 'a\tb' } }), 'idempotency-key');
   });
 });
 

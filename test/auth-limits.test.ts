@@ -45,17 +45,17 @@ describe('authentication comes before the body', () => {
       expect(r.status).toBe(401); // not 400 malformed_body
     }
     const manufacturer = await s.token('manufacturer');
-    const r = await s.api('/api/v1/tokens', { token: manufacturer, method: 'POST', headers: { 'content-type': 'application/json' }, body: junk });
+    const r = await s.api('/api/v1/companies', { token: manufacturer, method: 'POST', headers: { 'content-type': 'application/json' }, body: junk });
     expect(r.status).toBe(403);
   });
 
   it('still parses and checks the body of an authenticated caller', async () => {
-    const bad = await s.api('/api/v1/tokens', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"kind":' });
+    const bad = await s.api('/api/v1/tokens', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":' });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('malformed_body');
-    const big = await s.api('/api/v1/tokens', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'admin', name: 'x'.repeat(2 * 1024 * 1024) }) });
+    const big = await s.api('/api/v1/tokens', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024) }) });
     expect(big.status).toBe(413);
-    const ok = await s.api('/api/v1/tokens', { method: 'POST', json: { kind: 'manufacturer', name: 'after auth' } });
+    const ok = await s.api('/api/v1/tokens', { method: 'POST', json: { name: 'after auth' } });
     expect(ok.status).toBe(201);
   });
 });
@@ -72,8 +72,8 @@ describe('the token cache', () => {
       const authenticate = authenticator(s.db, undefined, { now: () => clock });
       const token = newApiToken();
       const id = newEntityId();
-      await insertToken(s.db, { id, kind: 'manufacturer', name: 'cached', tokenHash: sha256Hex(token) });
-      expect((await authenticate(request(token))).tokenId).toBe(id);
+      await insertToken(s.db, { id, name: 'cached', tokenHash: sha256Hex(token), userId: (await s.endUser()).userId });
+      expect((await authenticate(request(token))).credentialId).toBe(id);
       expect(lookups).toBe(1);
 
       // Not of newApiToken's shape: refused without asking Postgres.
@@ -91,7 +91,7 @@ describe('the token cache', () => {
       // (until the cache window ends), with no new lookup.
       await s.db('tokens').where({ id }).update({ revoked_at: s.db.fn.now() });
       const before = lookups;
-      expect((await authenticate(request(token))).tokenId).toBe(id);
+      expect((await authenticate(request(token))).credentialId).toBe(id);
       expect(lookups).toBe(before);
       // A repeated unknown token is answered from the negative cache.
       await expect(authenticate(request(unknown[unknown.length - 1]!))).rejects.toMatchObject({ status: 401 });
@@ -106,8 +106,8 @@ describe('the token cache', () => {
     const authenticate = authenticator(s.db, undefined, { now: () => clock });
     const token = newApiToken();
     const id = newEntityId();
-    await insertToken(s.db, { id, kind: 'admin', name: 'revoked', tokenHash: sha256Hex(token) });
-    expect((await authenticate(request(token))).tokenId).toBe(id);
+    await insertToken(s.db, { id, name: 'revoked', tokenHash: sha256Hex(token), userId: (await s.endUser()).userId });
+    expect((await authenticate(request(token))).credentialId).toBe(id);
     await s.db('tokens').where({ id }).update({ revoked_at: s.db.fn.now() });
     clock += 5_001;
     await expect(authenticate(request(token))).rejects.toMatchObject({ status: 401 });

@@ -11,7 +11,7 @@ afterAll(() => s.stop(), 120_000);
 
 it('accepts a whole-batch change while a 1,000-device batch is provisioned, and applies it to every device once', async () => {
   const manufacturer = await s.token('manufacturer');
-  const created = await s.api('/api/v1/batches', { method: 'POST', json: { name: 'early bulk', count: 1000 } });
+  const created = await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'early bulk', count: 1000 } });
   expect(created.status).toBe(201);
   const batch = (await created.json()) as Batch;
   expect(batch.provisioning.status).toBe('provisioning');

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { startBridge, type Bridge } from '../bridge/bridge';
 import { Device, type DeviceOptions } from '../firmware/device';
 import { provisioningRows, type Provisioning } from '../firmware/provisioning';
+import { newEntityId } from '../domain/ids';
 import { createLogger } from '../runtime/logger';
 import { testEnv } from './support/env';
 import { eventually, startStack, type Stack } from './support/stack';
@@ -55,7 +56,7 @@ beforeAll(async () => {
     flushMs: 10,
     logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'bridge'),
   });
-  const batch = await json(await s.api('/api/v1/batches', { method: 'POST', json: { name: 'talkers', count: 12, model: 'ev-charger' } }), 201);
+  const batch = await json(await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'talkers', count: 12, model: 'ev-charger' } }), 201);
   await eventually(async () => (await json(await s.api(`/api/v1/batches/${batch.id}`), 200)).provisioning.status === 'ready');
   const csv = await (await s.api(`/api/v1/batches/${batch.id}/devices.csv`)).text();
   csvFile = path.join(tmp, 'devices.csv');
@@ -190,13 +191,19 @@ describe('who may', () => {
       ['POST', `/api/v1/devices/${id}/commands`, { command: 'ping' }],
       ['GET', `/api/v1/devices/${id}/telemetry`],
       ['GET', `/api/v1/devices/${id}/logs`],
-      ['GET', '/api/v1/alerts'],
       ['POST', '/api/v1/alert-rules', { name: 'x', node: 'charger', property: 'power', operator: '>', threshold: 1 }],
     ];
     for (const [method, url, body] of calls) {
       expect((await json(await s.api(url, { method, json: body, token: maker }), 403)).error.code).toBe('forbidden');
       expect((await json(await s.api(url, { method, json: body, token: null }), 401)).error.code).toBe('unauthorized');
     }
+    // The alerts list answers anyone who may own a device, with their own devices' alerts only:
+    // none of the company's for its manufacturer, while its admin sees them.
+    const alertId = newEntityId();
+    await s.db('alerts').insert({ id: alertId, device_id: id, source: 'device', severity: 'warning', message: 'who may', state: 'resolved', raised_at: new Date(), resolved_at: new Date() });
+    expect(JSON.stringify(await json(await s.api('/api/v1/alerts?limit=1000', { token: maker }), 200))).not.toContain(alertId);
+    expect(JSON.stringify(await json(await s.api(`/api/v1/alerts?limit=1000&deviceId=${id}`), 200))).toContain(alertId);
+    await s.db('alerts').where({ id: alertId }).delete();
     const cfg = await s.db('device_config').where({ device_id: id }).first();
     expect(cfg?.desired_version ?? 0).toBe(0); // the refused PATCH changed nothing
     expect(cfg?.desired ?? {}).toEqual({});

@@ -13,13 +13,13 @@ beforeAll(async () => {
 afterAll(() => s.stop(), 120_000);
 
 it('builds small batches created right after a 5,000-device batch while that one is still being built', async () => {
-  const large = await s.api('/api/v1/batches', { method: 'POST', json: { name: 'large', count: 5000 } });
+  const large = await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'large', count: 5000 } });
   expect(large.status).toBe(201);
   const big = (await large.json()) as Batch;
 
   const smalls: { status: number; batch: Batch }[] = [];
   for (let i = 0; i < 4; i++) {
-    const r = await s.api('/api/v1/batches', { method: 'POST', json: { name: `small ${i}`, count: 5 } });
+    const r = await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: `small ${i}`, count: 5 } });
     smalls.push({ status: r.status, batch: (await r.json()) as Batch });
   }
   for (const { status } of smalls) expect([201, 202]).toContain(status);

@@ -17,7 +17,7 @@ beforeAll(async () => {
 afterAll(() => s.stop());
 
 test('the API answers generated requests as its OpenAPI document says', async () => {
-  const batch = (await (await s.api('/api/v1/batches', { method: 'POST', json: { name: 'fuzz', count: 2 } })).json()) as Batch;
+  const batch = (await (await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'fuzz', count: 2 } })).json()) as Batch;
   await eventually(async () => ((await (await s.api(`/api/v1/batches/${batch.id}`)).json()) as Batch).provisioning.status === 'ready', 120_000, 250);
   const deviceIds = (await s.db('devices').where({ batch_id: batch.id }).pluck('id')) as string[];
   const r = await runSchemathesis({

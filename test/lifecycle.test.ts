@@ -13,7 +13,7 @@ beforeAll(async () => {
 afterAll(() => s.stop());
 
 async function readyBatch(count: number): Promise<{ batch: Batch; ids: string[] }> {
-  const r = await s.api('/api/v1/batches', { method: 'POST', json: { name: 'lifecycle', count } });
+  const r = await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'lifecycle', count } });
   const batch = (await r.json()) as Batch;
   await eventually(async () => ((await (await s.api(`/api/v1/batches/${batch.id}`)).json()) as Batch).provisioning.status === 'ready');
   const ids = (await s.db('devices').where({ batch_id: batch.id }).orderBy('seq').pluck('id')) as string[];

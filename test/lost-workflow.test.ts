@@ -14,7 +14,7 @@ afterAll(() => s.stop());
 const setStatus = (id: string, status: string) => s.api(`/api/v1/devices/${id}/status`, { method: 'POST', json: { status } });
 
 it('re-creates a terminated device workflow from its Postgres row on the next status change', async () => {
-  const batch = (await (await s.api('/api/v1/batches', { method: 'POST', json: { name: 'lost', count: 2, model: 'evc-22' } })).json()) as Batch;
+  const batch = (await (await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'lost', count: 2, model: 'evc-22' } })).json()) as Batch;
   await eventually(async () => ((await (await s.api(`/api/v1/batches/${batch.id}`)).json()) as Batch).provisioning.status === 'ready', 60_000);
   const [id, other] = (await s.db('devices').where({ batch_id: batch.id }).orderBy('seq').pluck('id')) as string[];
   expect((await setStatus(id!, 'manufacturing')).status).toBe(200);

@@ -15,7 +15,7 @@ beforeAll(async () => {
 afterAll(() => s.stop());
 
 async function createBatch(body: Record<string, unknown>, headers: Record<string, string> = {}): Promise<Batch> {
-  const r = await s.api('/api/v1/batches', { method: 'POST', json: body, headers });
+  const r = await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, ...body }, headers });
   expect(r.status).toBe(201);
   return (await r.json()) as Batch;
 }
@@ -155,7 +155,7 @@ describe('batch creation', () => {
     await s.stopWorker();
     let id: string;
     try {
-      const r = await s.api('/api/v1/batches', { method: 'POST', json: { name: 'waiting', count: 5 } });
+      const r = await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'waiting', count: 5 } });
       expect(r.status).toBe(202);
       id = ((await r.json()) as Batch).id;
       expect(r.headers.get('location')).toBe(`/api/v1/batches/${id}`);

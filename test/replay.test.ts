@@ -28,7 +28,7 @@ async function record(): Promise<void> {
       execFileSync(cli, ['workflow', 'show', '--workflow-id', workflowId, ...(runId ? ['--run-id', runId] : []), '--address', testEnv().temporalAddress, '--output', 'json']),
     );
   try {
-    const batch = (await (await s.api('/api/v1/batches', { method: 'POST', json: { name: 'replay', count: 3, model: 'evc-22' } })).json()) as Batch;
+    const batch = (await (await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'replay', count: 3, model: 'evc-22' } })).json()) as Batch;
     // Sent right after the 201, while the batch may still be provisioned: the bulk workflow
     // checks (and if need be waits, on durable timers) until the batch is ready.
     const bulk = await s.api(`/api/v1/batches/${batch.id}/status`, { method: 'POST', json: { status: 'manufacturing' } });

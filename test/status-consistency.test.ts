@@ -18,7 +18,7 @@ beforeAll(async () => {
 afterAll(() => s.stop());
 
 async function readyBatch(count: number): Promise<string[]> {
-  const batch = (await (await s.api('/api/v1/batches', { method: 'POST', json: { name: 'consistency', count } })).json()) as Batch;
+  const batch = (await (await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'consistency', count } })).json()) as Batch;
   await eventually(async () => ((await (await s.api(`/api/v1/batches/${batch.id}`)).json()) as Batch).provisioning.status === 'ready', 60_000);
   return (await s.db('devices').where({ batch_id: batch.id }).orderBy('seq').pluck('id')) as string[];
 }

@@ -23,7 +23,7 @@ it('survives a worker crash half-way through a 2,000-device batch without creati
   const lifecycles = async (batchId: string) => (await s.temporal.workflow.count(`WorkflowType = "deviceLifecycle" AND BatchId = "${batchId}"`)).count;
 
   let worker = spawnWorker(s.taskQueue, dataDir);
-  const r = await s.api('/api/v1/batches', { method: 'POST', json: { name: 'crash test', count: 2000 } });
+  const r = await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'crash test', count: 2000 } });
   expect(r.status).toBe(201);
   const batch = (await r.json()) as Batch;
 

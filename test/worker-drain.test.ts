@@ -28,7 +28,7 @@ afterAll(async () => {
 /** Starts a batch on a worker process, stops that worker with SIGTERM while workflow starts are running; returns what was running then. */
 async function stopMidBatch(graceMs: number) {
   const worker = spawnWorker(s.taskQueue, dataDir, { WORKER_SHUTDOWN_GRACE_MS: String(graceMs) });
-  const r = await s.api('/api/v1/batches', { method: 'POST', json: { name: `drain ${graceMs}`, count: 1500 } });
+  const r = await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: `drain ${graceMs}`, count: 1500 } });
   expect(r.status).toBe(201);
   const batch = (await r.json()) as Batch;
   const handle = s.temporal.workflow.getHandle(batchWorkflowId(batch.id));

@@ -69,8 +69,8 @@ export function openApiDocument(routes: RouteSpec[], info: { title: string; vers
     if (r.params || r.query || r.headers || r.body) responses['400'] ??= errorReply('invalid input: `details` names each field at fault');
     if (r.body) responses['413'] ??= errorReply(`the body is larger than ${JSON_BODY_LIMIT}`);
     if (r.permission) {
-      responses['401'] ??= errorReply('missing, unknown or revoked bearer token');
-      responses['403'] ??= errorReply(`the token lacks the '${r.permission}' permission`);
+      responses['401'] ??= errorReply('missing, unknown, revoked or expired bearer token or session');
+      responses['403'] ??= errorReply(`the caller lacks the '${r.permission}' permission (anywhere, or on this resource)`);
     }
     responses['500'] ??= errorReply('internal error: the message carries an id to find it in the logs');
     responses['503'] ??= errorReply('a service behind the API (Temporal, the MQTT broker) is unreachable: retry later');
@@ -78,7 +78,7 @@ export function openApiDocument(routes: RouteSpec[], info: { title: string; vers
       operationId: operationIdOf(r),
       summary: r.summary,
       tags: [r.tag],
-      ...(r.permission ? { security: [{ bearer: [] }], 'x-permission': r.permission } : { security: [] }),
+      ...(r.permission ? { security: r.anonymous ? [{ bearer: [] }, {}] : [{ bearer: [] }], 'x-permission': r.permission } : { security: [] }),
       parameters: [...parameters(r.params, 'path'), ...parameters(r.query, 'query'), ...parameters(r.headers, 'header')],
       ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(r.body, 'input') } } } } : {}),
       responses,

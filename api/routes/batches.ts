@@ -7,24 +7,30 @@ import {
   batchSchema, batchWithCountsSchema, bulkOperationSchema, bulkStatusBody, createBatchBody, errorResponse, idParams, listBatchesQuery, page,
 } from '../schemas';
 import { acceptBatchUpdate, batchWorkflowId, bulkStatusWorkflowId } from '../../domain/messages';
-import { ConflictError, NotFoundError } from '../../domain/errors';
+import { ConflictError, ValidationError } from '../../domain/errors';
 import { crockford, newEntityId } from '../../domain/ids';
 import { sha256Hex } from '../../domain/credentials';
 import { SA } from '../../domain/search-attributes';
 import type { Batch, NewBatch } from '../../domain/model';
 import { countDevicesByStatus, getBatch, listBatches } from '../../db/repositories/batches';
+import { getCompany } from '../../db/repositories/companies';
 import { getBulkOperation } from '../../db/repositories/bulk-operations';
 import { batchCsv } from '../../files/csv';
 import { bundleZip } from '../../files/bundle-zip';
 import { batchExportRows, type ExportGate } from '../exports';
 import { actorOf, assertMayTarget } from './status-rules';
+import { audit } from '../audit';
+import { enforce } from '../enforce';
+import { companiesWith, listScope } from '../http/policy';
+import type { Access } from '../http/route';
+import { requireBatch } from '../require-batch';
 import type { batchProvisioning } from '../../workflows/batch-provisioning';
 import type { bulkStatus } from '../../workflows/bulk-status';
 
 /** Printable ASCII (what an HTTP header can carry), 1-200 characters. */
 const idempotencyKey = z.string().regex(/^[\x21-\x7E]([\x20-\x7E]{0,198}[\x21-\x7E])?$/, 'must be 1-200 printable ASCII characters');
 const batchHeaders = z.object({ 'idempotency-key': idempotencyKey.optional().describe('a retried POST with the same key returns the batch the first one created') });
-const bulkHeaders = z.object({ 'idempotency-key': idempotencyKey.optional().describe('a retried POST with the same key (same token, same batch) returns the operation the first one started, instead of starting another') });
+const bulkHeaders = z.object({ 'idempotency-key': idempotencyKey.optional().describe('a retried POST with the same key (same user, same batch) returns the operation the first one started, instead of starting another') });
 
 /** The ID a keyed request stands for: the same caller and key always give the same ID. */
 function keyedId(parts: string[]): string {
@@ -45,18 +51,25 @@ function pendingBatch({ createdBy: _by, ...b }: NewBatch): Batch {
 }
 
 export function batchRoutes(d: ApiDeps, downloads: ExportGate) {
-  async function batchOr404(id: string): Promise<Batch> {
-    const batch = await getBatch(d.db, id);
-    if (!batch) throw new NotFoundError('batch', id);
-    return batch;
-  }
-
-  async function readyForExport(id: string): Promise<Batch> {
-    const batch = await batchOr404(id);
+  async function readyForExport(access: Access, id: string): Promise<Batch> {
+    const batch = await requireBatch(d.db, access, id);
     if (!batch.provisioning.devicesReadyAt) {
       throw new ConflictError('batch_provisioning', `batch '${id}' is still being provisioned (${batch.provisioning.devicesCreated} of ${batch.count} devices created); try again shortly`);
     }
     return batch;
+  }
+
+  /**
+   * The company a new batch goes to: the one named (where the caller may create batches), else the
+   * caller's only such company. A platform admin names it.
+   */
+  async function batchCompany(access: Access, named: string | undefined): Promise<string> {
+    const mine = companiesWith(access.principal, 'batches:create');
+    const companyId = named ?? (mine.length === 1 && !access.principal.platformAdmin ? mine[0]! : undefined);
+    if (companyId === undefined) throw new ValidationError('companyId: name the company the batch belongs to', [{ path: 'companyId', message: 'required: the caller creates batches for no single company' }]);
+    const company = await getCompany(d.db, companyId);
+    enforce(access, company && { kind: 'company', companyId }, 'company', companyId);
+    return companyId;
   }
 
   return [
@@ -72,12 +85,15 @@ export function batchRoutes(d: ApiDeps, downloads: ExportGate) {
       responses: {
         201: { description: 'the batch; its devices are created in the background (see provisioning)', schema: batchSchema, headers: { Location: 'the batch' } },
         202: { description: 'accepted, but no worker has written it yet: poll the Location', schema: batchSchema, headers: { Location: 'the batch' } },
-        400: errorResponse('invalid body; details name the field'),
+        400: errorResponse('invalid body; details name the field; companyId missing where the caller has no single company to default to'),
+        403: errorResponse("the caller may not create batches in that company (needs 'batches:create')"),
+        404: errorResponse('no such company, or the caller has no role in it'),
       },
-      handler: async ({ req, res, body, principal }) => {
+      handler: async ({ req, res, body, principal, access }) => {
+        const companyId = await batchCompany(access, body.companyId);
         // An Idempotency-Key makes a retried POST return the batch the first one created.
         const key = req.headers['idempotency-key'] as string | undefined; // checked by `headers`
-        const id = key !== undefined ? keyedId([principal.tokenId, key]) : newEntityId();
+        const id = key !== undefined ? keyedId([principal.userId, key]) : newEntityId();
         const newBatch = {
           id,
           name: body.name,
@@ -85,8 +101,8 @@ export function batchRoutes(d: ApiDeps, downloads: ExportGate) {
           info: body.info ?? null,
           color: body.color?.toUpperCase() ?? null,
           model: body.model ?? null,
-          companyId: body.companyId ?? principal.companyId,
-          createdBy: principal.tokenId,
+          companyId,
+          createdBy: principal.userId,
         };
         const accepted = d.temporal.workflow
           .executeUpdateWithStart(acceptBatchUpdate, {
@@ -101,11 +117,12 @@ export function batchRoutes(d: ApiDeps, downloads: ExportGate) {
           })
           .catch(async (err) => {
             if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-            return batchOr404(id);
+            return (await getBatch(d.db, id))!;
           });
         // The workflow is started (durable) before any worker answers; if none answers in time,
         // say so honestly with 202: the batch will be built when a worker runs.
         const batch = await Promise.race([accepted, sleep(d.acceptWaitMs ?? 15_000).then(() => null)]);
+        await audit(d.db, principal, { action: 'batch.created', companyId, batchId: id, target: { type: 'batch', id }, details: { count: body.count } });
         if (!batch) {
           accepted.catch(() => undefined);
           res.location(`/api/v1/batches/${id}`);
@@ -123,8 +140,8 @@ export function batchRoutes(d: ApiDeps, downloads: ExportGate) {
       summary: 'List batches, newest first',
       permission: 'batches:read',
       query: listBatchesQuery,
-      responses: { 200: { description: 'a page of batches', schema: page(batchSchema) } },
-      handler: async ({ query }) => listBatches(d.db, query),
+      responses: { 200: { description: "a page of the batches of the caller's companies", schema: page(batchSchema) } },
+      handler: async ({ query, principal }) => listBatches(d.db, { ...query, companyIds: listScope(principal, 'batches:read')?.companyIds }),
     }),
 
     route({
@@ -135,7 +152,7 @@ export function batchRoutes(d: ApiDeps, downloads: ExportGate) {
       permission: 'batches:read',
       params: idParams,
       responses: { 200: { description: 'the batch', schema: batchWithCountsSchema }, 404: errorResponse('no such batch') },
-      handler: async ({ params }) => ({ ...(await batchOr404(params.id)), devicesByStatus: await countDevicesByStatus(d.db, params.id) }),
+      handler: async ({ params, access }) => ({ ...(await requireBatch(d.db, access, params.id)), devicesByStatus: await countDevicesByStatus(d.db, params.id) }),
     }),
 
     route({
@@ -151,8 +168,9 @@ export function batchRoutes(d: ApiDeps, downloads: ExportGate) {
         409: errorResponse('the batch is still being provisioned'),
         503: errorResponse('as many downloads are running as the server streams at once; retry after Retry-After seconds'),
       },
-      handler: async ({ res, params }) => {
-        const batch = await readyForExport(params.id);
+      handler: async ({ res, params, access, principal }) => {
+        const batch = await readyForExport(access, params.id);
+        await audit(d.db, principal, { action: 'batch.exported', companyId: batch.companyId, batchId: batch.id, target: { type: 'batch', id: batch.id }, details: { format: 'csv' } });
         await downloads.send(res, { type: 'text/csv; charset=utf-8', name: downloadName(batch, 'csv') }, () => batchCsv(batchExportRows(d.db, d.credentials, batch, d.publicMqttUrl ?? null)));
       },
     }),
@@ -170,8 +188,9 @@ export function batchRoutes(d: ApiDeps, downloads: ExportGate) {
         409: errorResponse('the batch is still being provisioned'),
         503: errorResponse('as many downloads are running as the server streams at once; retry after Retry-After seconds'),
       },
-      handler: async ({ res, params }) => {
-        const batch = await readyForExport(params.id);
+      handler: async ({ res, params, access, principal }) => {
+        const batch = await readyForExport(access, params.id);
+        await audit(d.db, principal, { action: 'batch.exported', companyId: batch.companyId, batchId: batch.id, target: { type: 'batch', id: batch.id }, details: { format: 'zip' } });
         await downloads.send(res, { type: 'application/zip', name: downloadName(batch, 'zip') }, () => bundleZip(() => batchExportRows(d.db, d.credentials, batch, d.publicMqttUrl ?? null)));
       },
     }),
@@ -191,20 +210,20 @@ export function batchRoutes(d: ApiDeps, downloads: ExportGate) {
         403: errorResponse('this token may not set that status'),
         404: errorResponse('no such batch'),
       },
-      handler: async ({ req, res, params, body, principal }) => {
-        assertMayTarget(principal, body.status);
+      handler: async ({ req, res, params, body, principal, access }) => {
         // A batch still being provisioned is fine: the operation waits for its devices (workflows/bulk-status.ts).
-        const batch = await batchOr404(params.id);
+        const batch = await requireBatch(d.db, access, params.id);
+        assertMayTarget(principal, batch.companyId, body.status);
         // A client whose answer was lost retries with its key and joins the first operation: a late
         // duplicate must not apply the change a second time (e.g. send reworked devices back again).
         const key = req.headers['idempotency-key'] as string | undefined; // checked by `headers`
-        const operationId = key !== undefined ? keyedId([principal.tokenId, 'bulk-status', batch.id, key]) : newEntityId();
+        const operationId = key !== undefined ? keyedId([principal.userId, 'bulk-status', batch.id, key]) : newEntityId();
         const workflowId = bulkStatusWorkflowId(operationId);
         const handle = await d.temporal.workflow
           .start<typeof bulkStatus>('bulkStatus', {
             workflowId,
             taskQueue: d.taskQueue,
-            args: [{ operationId, batchId: batch.id, to: body.status, actor: actorOf(principal), actorId: principal.tokenId, deviceIds: body.deviceIds }],
+            args: [{ operationId, batchId: batch.id, to: body.status, actor: actorOf(principal, batch.companyId), actorId: principal.userId, deviceIds: body.deviceIds }],
             typedSearchAttributes: [{ key: SA.BatchId, value: batch.id }],
             workflowIdConflictPolicy: 'USE_EXISTING', // a retry while it runs joins it
             workflowIdReusePolicy: 'REJECT_DUPLICATE', // a retry after it finished must not run it again
@@ -213,6 +232,7 @@ export function batchRoutes(d: ApiDeps, downloads: ExportGate) {
             if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
             return d.temporal.workflow.getHandle<typeof bulkStatus>(workflowId);
           });
+        await audit(d.db, principal, { action: 'batch.status_changed', companyId: batch.companyId, batchId: batch.id, target: { type: 'bulk-operation', id: operationId }, details: { status: body.status, devices: body.deviceIds?.length ?? 'all' } });
         const waitMs = d.bulkWaitMs ?? 20_000;
         const finished = await Promise.race([handle.result().then(() => true), sleep(waitMs).then(() => false)]);
         res.location(`/api/v1/bulk-operations/${operationId}`);
@@ -230,10 +250,11 @@ export function batchRoutes(d: ApiDeps, downloads: ExportGate) {
       permission: 'devices:status',
       params: idParams,
       responses: { 200: { description: 'the operation', schema: bulkOperationSchema }, 404: errorResponse('no such operation') },
-      handler: async ({ params }) => {
+      handler: async ({ params, access }) => {
         const op = await getBulkOperation(d.db, params.id);
-        if (!op) throw new NotFoundError('bulk operation', params.id);
-        return op;
+        const batch = op && (await getBatch(d.db, op.batchId));
+        enforce(access, batch && { kind: 'company', companyId: batch.companyId }, 'bulk operation', params.id);
+        return op!;
       },
     }),
   ];

@@ -15,6 +15,7 @@ import { pendingSettings } from '../../domain/settings';
 import { topics } from '../../domain/topics';
 import { getConfig, patchDesiredConfig, type DeviceConfig } from '../../db/repositories/device-config';
 import { requireDevice } from '../require-device';
+import { audit } from '../audit';
 
 function view(c: DeviceConfig) {
   const pending = pendingSettings(c.desired, c.reported);
@@ -42,8 +43,8 @@ export function deviceConfigRoutes(d: ApiDeps) {
       permission: 'devices:telemetry',
       params: deviceParams,
       responses: { 200: { description: 'the configuration', schema: configSchema }, 404: errorResponse('no such device') },
-      handler: async ({ params }) => {
-        await requireDevice(d.db, params.id);
+      handler: async ({ params, access }) => {
+        await requireDevice(d.db, access, params.id);
         return view(await getConfig(d.db, params.id));
       },
     }),
@@ -61,11 +62,13 @@ export function deviceConfigRoutes(d: ApiDeps) {
         400: errorResponse('not a JSON object of settings'),
         404: errorResponse('no such device'),
       },
-      handler: async ({ params, body, principal }) => {
-        await requireDevice(d.db, params.id);
+      handler: async ({ params, body, principal, access }) => {
+        const { companyId } = await requireDevice(d.db, access, params.id);
         // Stored first, then published: a failed publish leaves the change pending, and the
         // bridge re-sends it when the device is next seen.
-        const c = await patchDesiredConfig(d.db, params.id, body, principal.tokenId);
+        const c = await patchDesiredConfig(d.db, params.id, body, principal.userId);
+        // Which settings changed, never their values: settings carry Wi-Fi passwords and the like.
+        await audit(d.db, principal, { action: 'device.config_changed', companyId, deviceId: params.id, details: { settings: Object.keys(body), version: c.desiredVersion } });
         const message: DesiredConfigMessage = { version: c.desiredVersion, settings: c.desired };
         await d.devices.publish(topics.configDesired(params.id), JSON.stringify(message), { retain: true }).catch((err: Error) => {
           d.log.warn({ err, deviceId: params.id }, 'desired configuration stored but not published; it is re-sent when the device is next seen');

@@ -13,7 +13,8 @@ import { homieId, RDM_EXTENSION, HOMIE_ROOT, HOMIE_ID_PATTERN, NODE_ID_PATTERN, 
 import { controlTarget, type ControlTarget } from '../../db/repositories/control-targets';
 import { listSensorPage } from '../../db/repositories/device-properties';
 import { decodeCursor, encodeCursor } from '../../db/pagination';
-import { requireDevice } from '../require-device';
+import { checkDevice, requireDevice } from '../require-device';
+import { audit } from '../audit';
 import { finishCommand, getCommand, insertCommand, listCommands } from '../../db/repositories/diagnostic-commands';
 
 const DEFAULT_REPLY_TIMEOUT_MS = 5_000;
@@ -50,9 +51,10 @@ export function deviceControlRoutes(d: ApiDeps) {
       params: deviceParams,
       query: listQuery,
       responses: { 200: { description: 'a page of the sensors, by node then property; `nextCursor` fetches the next one', schema: sensorPageSchema }, 404: errorResponse('no such device') },
-      handler: async ({ params, query }) => {
+      handler: async ({ params, query, access }) => {
         const after = query.cursor === undefined ? undefined : sensorCursor(query.cursor);
-        const [presence, page] = await Promise.all([requireDevice(d.db, params.id), listSensorPage(d.db, params.id, { limit: query.limit, after })]);
+        const presence = await requireDevice(d.db, access, params.id);
+        const page = await listSensorPage(d.db, params.id, { limit: query.limit, after });
         return { deviceId: params.id, online: presence.online, items: page.items, nextCursor: page.next ? encodeCursor([page.next.node, page.next.property]) : null };
       },
     }),
@@ -72,10 +74,10 @@ export function deviceControlRoutes(d: ApiDeps) {
         422: errorResponse('the property is not settable (not_settable) or the value does not fit its datatype/format (invalid_value)'),
         504: errorResponse('the device did not confirm in time (device_timeout)'),
       },
-      handler: async ({ params, body }) => {
+      handler: async ({ params, body, access, principal }) => {
         const { id, node, property } = params;
         const target = await controlTarget(d.db, id, node, property);
-        if (!target) throw new NotFoundError('device', id);
+        checkDevice(access, id, target);
         const spec = target.property;
         if (!spec) throw new NotFoundError('property', `${node}/${property}`);
         if (!spec.settable) throw new UnprocessableError('not_settable', `${node}/${property} is not settable`);
@@ -94,6 +96,8 @@ export function deviceControlRoutes(d: ApiDeps) {
           timeoutMs: replyTimeoutMs,
           what: `set ${node}/${property}`,
         });
+        // The value is left out: a setting may be a secret (a door code).
+        await audit(d.db, principal, { action: 'device.sensor_set', companyId: target.companyId, deviceId: id, details: { node, property } });
         return { node, property, value: decodeValue(spec.datatype, payload), payload, confirmedAt: new Date().toISOString(), latencyMs: +(performance.now() - started).toFixed(3) };
       },
     }),
@@ -112,11 +116,15 @@ export function deviceControlRoutes(d: ApiDeps) {
         409: errorResponse('the device is offline (device_offline) or blocked'),
         504: errorResponse('the device did not answer in time (device_timeout); the command stays recorded as timed_out'),
       },
-      handler: async ({ params, body, principal }) => {
+      handler: async ({ params, body, principal, access }) => {
         const id = params.id;
-        assertReachable(id, await controlTarget(d.db, id));
+        const target = await controlTarget(d.db, id);
+        checkDevice(access, id, target);
+        assertReachable(id, target);
         const commandId = newEntityId();
-        await insertCommand(d.db, { id: commandId, deviceId: id, command: body.command, args: body.args ?? null, createdBy: principal.tokenId });
+        await insertCommand(d.db, { id: commandId, deviceId: id, command: body.command, args: body.args ?? null, createdBy: principal.userId });
+        // Arguments are left out of the log: they may carry anything.
+        await audit(d.db, principal, { action: 'device.command_sent', companyId: target.companyId, deviceId: id, target: { type: 'command', id: commandId }, details: { command: body.command } });
         const timeoutMs = body.timeoutMs ?? replyTimeoutMs;
         try {
           const answer = await d.devices.request({
@@ -147,8 +155,8 @@ export function deviceControlRoutes(d: ApiDeps) {
       params: deviceParams,
       query: listQuery,
       responses: { 200: { description: 'a page of commands', schema: page(commandSchema) }, 404: errorResponse('no such device') },
-      handler: async ({ params, query }) => {
-        await requireDevice(d.db, params.id);
+      handler: async ({ params, query, access }) => {
+        await requireDevice(d.db, access, params.id);
         return listCommands(d.db, params.id, query);
       },
     }),
@@ -161,7 +169,8 @@ export function deviceControlRoutes(d: ApiDeps) {
       permission: 'devices:telemetry',
       params: commandParams,
       responses: { 200: { description: 'the command', schema: commandSchema }, 404: errorResponse('no such command') },
-      handler: async ({ params }) => {
+      handler: async ({ params, access }) => {
+        await requireDevice(d.db, access, params.id);
         const c = await getCommand(d.db, params.id, params.commandId);
         if (!c) throw new NotFoundError('command', params.commandId);
         return c;

@@ -6,6 +6,10 @@ import { NotFoundError } from '../../domain/errors';
 import type { Device } from '../../domain/model';
 import { qrPayload } from '../../domain/qr-payload';
 import { getDevice, listDevices, secretGeneration } from '../../db/repositories/devices';
+import { audit } from '../audit';
+import { listScope } from '../http/policy';
+import type { Access } from '../http/route';
+import { requireDevice } from '../require-device';
 import { qrPng, qrSvg } from '../../files/qr';
 import { transitionDevice } from '../../temporal/device-workflows';
 import { actorOf, assertMayTarget } from './status-rules';
@@ -13,7 +17,8 @@ import { actorOf, assertMayTarget } from './status-rules';
 const QR_TYPES = { png: 'image/png', svg: 'image/svg+xml' } as const;
 
 export function deviceRoutes(d: ApiDeps) {
-  async function deviceOr404(id: string): Promise<Device> {
+  async function deviceOr404(access: Access, id: string): Promise<Device> {
+    await requireDevice(d.db, access, id);
     const device = await getDevice(d.db, id);
     if (!device) throw new NotFoundError('device', id);
     return device;
@@ -30,11 +35,11 @@ export function deviceRoutes(d: ApiDeps) {
       method: 'get',
       path: '/devices',
       tag: 'devices',
-      summary: 'List devices, filtered by status, batch and online state',
+      summary: "List the devices the caller may see (their companies', the ones they own), filtered by status, batch and online state",
       permission: 'devices:read',
       query: listDevicesQuery,
       responses: { 200: { description: 'a page of devices, ordered by ID', schema: page(deviceSchema) }, 400: errorResponse('bad filter') },
-      handler: async ({ query }) => listDevices(d.db, query),
+      handler: async ({ query, principal }) => listDevices(d.db, { ...query, scope: listScope(principal, 'devices:read') }),
     }),
 
     route({
@@ -45,7 +50,7 @@ export function deviceRoutes(d: ApiDeps) {
       permission: 'devices:read',
       params: deviceParams,
       responses: { 200: { description: 'the device', schema: deviceSchema }, 404: errorResponse('no such device') },
-      handler: async ({ params }) => deviceOr404(params.id),
+      handler: async ({ params, access }) => deviceOr404(access, params.id),
     }),
 
     route({
@@ -62,11 +67,12 @@ export function deviceRoutes(d: ApiDeps) {
         404: errorResponse('no such device'),
         409: errorResponse('illegal transition (code illegal_transition), or the device is still being provisioned (not_ready)'),
       },
-      handler: async ({ params, body, principal }) => {
-        assertMayTarget(principal, body.status);
-        await deviceOr404(params.id);
-        const r = await transitionDevice(d.temporal, params.id, { to: body.status, actor: actorOf(principal), actorId: principal.tokenId, reason: body.reason ?? null });
-        return { device: await deviceOr404(params.id), from: r.from, to: r.to, changed: r.changed };
+      handler: async ({ params, body, principal, access }) => {
+        const { companyId } = await requireDevice(d.db, access, params.id);
+        assertMayTarget(principal, companyId, body.status);
+        const r = await transitionDevice(d.temporal, params.id, { to: body.status, actor: actorOf(principal, companyId), actorId: principal.userId, reason: body.reason ?? null });
+        if (r.changed) await audit(d.db, principal, { action: 'device.status_changed', companyId, deviceId: params.id, details: { from: r.from, to: r.to } });
+        return { device: await deviceOr404(access, params.id), from: r.from, to: r.to, changed: r.changed };
       },
     }),
 
@@ -79,8 +85,10 @@ export function deviceRoutes(d: ApiDeps) {
         permission: 'batches:export',
         params: deviceParams,
         responses: { 200: { description: `${format.toUpperCase()} image`, contentType: QR_TYPES[format] }, 404: errorResponse('no such device') },
-        handler: async ({ res, params }) => {
+        handler: async ({ res, params, access, principal }) => {
+          const { companyId } = await requireDevice(d.db, access, params.id);
           const payload = await payloadOf(params.id);
+          await audit(d.db, principal, { action: 'device.qr_exported', companyId, deviceId: params.id, details: { format } });
           res.type(QR_TYPES[format]).setHeader('Cache-Control', 'private, no-store');
           res.send(format === 'png' ? qrPng(payload) : qrSvg(payload));
         },

@@ -24,9 +24,9 @@ export function diagnosticsRoutes(d: ApiDeps) {
       params: deviceParams,
       query: telemetryQuery,
       responses: { 200: { description: 'points or buckets', schema: telemetryResponse }, 400: errorResponse('bad range or bucket'), 404: errorResponse('no such device') },
-      handler: async ({ params, query }) => {
+      handler: async ({ params, query, access }) => {
         if (query.from && query.to && Date.parse(query.to) <= Date.parse(query.from)) throw new ValidationError('to: must be after from', [{ path: 'to', message: 'must be after from' }]);
-        await requireDevice(d.db, params.id);
+        await requireDevice(d.db, access, params.id);
         if (query.bucket === undefined) return queryTelemetry(d.db, { deviceId: params.id, ...query });
         if (!query.node || !query.property || !query.from) {
           throw new ValidationError('bucketed telemetry needs node, property and from', [{ path: 'bucket', message: 'needs node, property and from' }]);
@@ -51,8 +51,8 @@ export function diagnosticsRoutes(d: ApiDeps) {
       params: deviceParams,
       query: logsQuery,
       responses: { 200: { description: 'a page of log records', schema: page(logSchema) }, 404: errorResponse('no such device') },
-      handler: async ({ params, query }) => {
-        await requireDevice(d.db, params.id);
+      handler: async ({ params, query, access }) => {
+        await requireDevice(d.db, access, params.id);
         return listLogs(d.db, { deviceId: params.id, minLevel: query.level, from: query.from, to: query.to, limit: query.limit, cursor: query.cursor });
       },
     }),

@@ -1,15 +1,15 @@
-// Which lifecycle actor a token speaks as, and the API-side guard for manufacturer tokens
-// (the device workflow's validator checks the same rule again).
+// Which lifecycle actor a caller speaks as on a company's device, and the API-side guard for
+// manufacturers (the device workflow's validator checks the same rule again).
 import { MANUFACTURER_STATUSES, type Actor, type DeviceStatus } from '../../domain/device-status';
 import { ForbiddenError } from '../../domain/errors';
-import type { Principal } from '../http/auth';
+import type { Principal } from '../http/policy';
 
-export function actorOf(p: Principal): Actor {
-  return p.kind === 'admin' ? 'admin' : 'manufacturer';
+export function actorOf(p: Principal, companyId: string | null): Actor {
+  return p.platformAdmin || (companyId !== null && p.roles[companyId] === 'admin') ? 'admin' : 'manufacturer';
 }
 
-export function assertMayTarget(p: Principal, status: DeviceStatus): void {
-  if (p.kind === 'manufacturer' && !MANUFACTURER_STATUSES.includes(status)) {
-    throw new ForbiddenError(`a manufacturer token may only set ${MANUFACTURER_STATUSES.join(' or ')}`);
+export function assertMayTarget(p: Principal, companyId: string | null, status: DeviceStatus): void {
+  if (actorOf(p, companyId) === 'manufacturer' && !MANUFACTURER_STATUSES.includes(status)) {
+    throw new ForbiddenError(`a manufacturer may only set ${MANUFACTURER_STATUSES.join(' or ')}`);
   }
 }

@@ -1,12 +1,26 @@
-// API tokens: created by an admin, shown once, stored hashed, revocable.
+// API tokens: a user makes their own (for scripts, a factory's machine), shown once, stored
+// hashed, revocable, optionally expiring. A token acts with its user's rights, limited to one
+// company when it names one; it never has rights of its own.
 import { z } from 'zod';
 import type { ApiDeps } from '../deps';
 import { route } from '../http/route';
 import { createdTokenSchema, createTokenBody, errorResponse, entityId, page, pageQuery, tokenSchema } from '../schemas';
 import { newApiToken, sha256Hex } from '../../domain/credentials';
-import { NotFoundError } from '../../domain/errors';
+import { ForbiddenError, ValidationError } from '../../domain/errors';
 import { newEntityId } from '../../domain/ids';
-import { getToken, insertToken, listTokens, revokeToken } from '../../db/repositories/tokens';
+import { getToken, insertToken, listTokens, revokeToken, type TokenRecord } from '../../db/repositories/tokens';
+import type { Db } from '../../db/knex';
+import { audit } from '../audit';
+import { enforce } from '../enforce';
+import type { Access } from '../http/route';
+import { requireCompany } from '../require-company';
+
+/** A token is its user's: they (and platform admins) may read and revoke it. */
+async function requireToken(db: Db, access: Access, id: string): Promise<TokenRecord> {
+  const t = await getToken(db, id);
+  enforce(access, t && { kind: 'user', userId: t.userId }, 'token', id);
+  return t!;
+}
 
 export function tokenRoutes(d: ApiDeps) {
   return [
@@ -14,14 +28,25 @@ export function tokenRoutes(d: ApiDeps) {
       method: 'post',
       path: '/tokens',
       tag: 'tokens',
-      summary: 'Create an API token (e.g. for a manufacturer); the token is in this response only',
-      permission: 'tokens:manage',
+      summary: "Create an API token of one's own (e.g. for a factory's machine), optionally limited to one company; the token is in this response only",
+      permission: 'self',
       body: createTokenBody,
       status: 201,
-      responses: { 201: { description: 'the token, shown once', schema: createdTokenSchema, headers: { Location: 'the token record' } }, 400: errorResponse('invalid body') },
-      handler: async ({ res, body, principal }) => {
+      responses: {
+        201: { description: 'the token, shown once', schema: createdTokenSchema, headers: { Location: 'the token record' } },
+        400: errorResponse('invalid body, or expiresAt not in the future'),
+        403: errorResponse('a token limited to one company may only make tokens for that company'),
+        404: errorResponse('no such company, or the caller has no role in it'),
+      },
+      handler: async ({ res, body, principal, access }) => {
+        // A company token must not mint a token with more reach than its own.
+        const companyId = body.companyId ?? principal.companyId;
+        if (principal.companyId !== null && companyId !== principal.companyId) throw new ForbiddenError('a token limited to one company may only make tokens for that company');
+        if (companyId !== null) await requireCompany(d.db, access, companyId);
+        if (body.expiresAt && Date.parse(body.expiresAt) <= Date.now()) throw new ValidationError('expiresAt: must be in the future', [{ path: 'expiresAt', message: 'must be in the future' }]);
         const token = newApiToken();
-        const record = await insertToken(d.db, { id: newEntityId(), kind: body.kind, name: body.name, tokenHash: sha256Hex(token), createdBy: principal.tokenId });
+        const record = await insertToken(d.db, { id: newEntityId(), name: body.name, tokenHash: sha256Hex(token), userId: principal.userId, companyId, expiresAt: body.expiresAt ?? null, createdBy: principal.credentialId });
+        await audit(d.db, principal, { action: 'token.created', companyId, target: { type: 'token', id: record.id }, details: { name: record.name, expiresAt: record.expiresAt } });
         res.location(`/api/v1/tokens/${record.id}`).setHeader('Cache-Control', 'no-store');
         return { ...record, token };
       },
@@ -31,11 +56,11 @@ export function tokenRoutes(d: ApiDeps) {
       method: 'get',
       path: '/tokens',
       tag: 'tokens',
-      summary: 'List API tokens (never the tokens themselves)',
-      permission: 'tokens:manage',
+      summary: "The caller's API tokens (a platform admin: everyone's); never the tokens themselves",
+      permission: 'self',
       query: z.object({ ...pageQuery }).strict(),
       responses: { 200: { description: 'a page of tokens', schema: page(tokenSchema) } },
-      handler: async ({ query }) => listTokens(d.db, query),
+      handler: async ({ query, principal }) => listTokens(d.db, { ...query, userId: principal.platformAdmin ? undefined : principal.userId }),
     }),
 
     route({
@@ -43,14 +68,10 @@ export function tokenRoutes(d: ApiDeps) {
       path: '/tokens/:id',
       tag: 'tokens',
       summary: 'Read an API token record',
-      permission: 'tokens:manage',
+      permission: 'self',
       params: z.object({ id: entityId }).strict(),
-      responses: { 200: { description: 'the token record', schema: tokenSchema }, 404: errorResponse('no such token') },
-      handler: async ({ params }) => {
-        const t = await getToken(d.db, params.id);
-        if (!t) throw new NotFoundError('token', params.id);
-        return t;
-      },
+      responses: { 200: { description: 'the token record', schema: tokenSchema }, 404: errorResponse('no such token (or not the caller\'s)') },
+      handler: async ({ params, access }) => requireToken(d.db, access, params.id),
     }),
 
     route({
@@ -58,12 +79,14 @@ export function tokenRoutes(d: ApiDeps) {
       path: '/tokens/:id',
       tag: 'tokens',
       summary: 'Revoke an API token (it stops working within 5 seconds)',
-      permission: 'tokens:manage',
+      permission: 'self',
       params: z.object({ id: entityId }).strict(),
       status: 204,
-      responses: { 204: { description: 'revoked' }, 404: errorResponse('no such token') },
-      handler: async ({ params }) => {
-        if (!(await revokeToken(d.db, params.id))) throw new NotFoundError('token', params.id);
+      responses: { 204: { description: 'revoked' }, 404: errorResponse("no such token (or not the caller's)") },
+      handler: async ({ params, access, principal }) => {
+        const t = await requireToken(d.db, access, params.id);
+        await revokeToken(d.db, t.id);
+        await audit(d.db, principal, { action: 'token.revoked', companyId: t.companyId, target: { type: 'token', id: t.id } });
         return undefined;
       },
     }),

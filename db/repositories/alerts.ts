@@ -142,8 +142,9 @@ export async function getAlertRule(db: Db, id: string): Promise<AlertRule | null
 }
 
 /** Rules, oldest first; `deviceId` lists the rules scoped to that device only. */
-export async function listAlertRules(db: Db, f: { deviceId?: string; limit: number; cursor?: string }): Promise<Page<AlertRule>> {
+export async function listAlertRules(db: Db, f: { deviceId?: string; companyIds?: string[]; limit: number; cursor?: string }): Promise<Page<AlertRule>> {
   const q = db('alert_rules').orderBy('id').limit(f.limit + 1);
+  if (f.companyIds) q.whereIn('company_id', f.companyIds);
   if (f.deviceId) q.where('device_id', f.deviceId);
   if (f.cursor) q.where('id', '>', decodeCursor(f.cursor, ['string'] as const)[0]);
   const rows: RuleRow[] = await q;
@@ -204,7 +205,11 @@ function toAlert(r: AlertRow): Alert {
 }
 
 /** Alerts, newest first, optionally of one device and/or in one state. */
-export async function listAlerts(db: Db, f: { deviceId?: string; state?: 'open' | 'resolved'; limit: number; cursor?: string }): Promise<Page<Alert>> {
+/** `scope` (from the policy; null = all): alerts of devices of these companies, or owned by this user. */
+export async function listAlerts(
+  db: Db,
+  f: { deviceId?: string; state?: 'open' | 'resolved'; scope?: { companyIds: string[]; ownerId: string | null } | null; limit: number; cursor?: string },
+): Promise<Page<Alert>> {
   const q = db('alerts')
     .orderBy([
       { column: 'raised_at', order: 'desc' },
@@ -214,6 +219,15 @@ export async function listAlerts(db: Db, f: { deviceId?: string; state?: 'open' 
     .select('*', db.raw('raised_at::text AS raised_text'));
   if (f.deviceId) q.where('device_id', f.deviceId);
   if (f.state) q.where('state', f.state);
+  if (f.scope) {
+    const { companyIds, ownerId } = f.scope;
+    q.whereIn('device_id', (sub) => {
+      sub.select('id').from('devices').where((w) => {
+        w.whereIn('company_id', companyIds);
+        if (ownerId) w.orWhere('owner_id', ownerId);
+      });
+    });
+  }
   if (f.cursor) {
     const [at, id] = decodeCursor(f.cursor, ['timestamp', 'string'] as const);
     q.whereRaw('(raised_at, id) < (?::timestamptz, ?)', [at, id]);

@@ -63,8 +63,10 @@ export async function batchReadiness(db: Db, id: string): Promise<'provisioning'
   return row ? row.provisioning_status : null;
 }
 
-export async function listBatches(db: Db, opts: { limit: number; cursor?: string }): Promise<Page<Batch>> {
+/** Newest first; `companyIds` (when given) limits the list to those companies' batches. */
+export async function listBatches(db: Db, opts: { limit: number; cursor?: string; companyIds?: string[] }): Promise<Page<Batch>> {
   const q = db<BatchRow>('batches').orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(opts.limit + 1);
+  if (opts.companyIds) q.whereIn('company_id', opts.companyIds);
   if (opts.cursor) {
     const [at, id] = decodeCursor(opts.cursor, ['timestamp', 'string'] as const);
     q.whereRaw('(created_at, id) < (?::timestamptz, ?)', [at, id]);

@@ -111,6 +111,8 @@ export async function getDevice(db: Db, id: string): Promise<Device | null> {
 }
 
 export interface DeviceFilter {
+  /** From the policy (api/http/policy.ts listScope): null = every device. */
+  scope: { companyIds: string[]; ownerId: string | null } | null;
   status?: DeviceStatus;
   batchId?: string;
   online?: boolean;
@@ -120,6 +122,14 @@ export interface DeviceFilter {
 
 export async function listDevices(db: Db, f: DeviceFilter): Promise<Page<Device>> {
   const q = db('devices').select(PUBLIC_COLUMNS).orderBy('id').limit(f.limit + 1);
+  if (f.scope) {
+    const { companyIds, ownerId } = f.scope;
+    // Shares (their own step) add: OR id IN (live shares with the user in one of scope.shareRoles).
+    q.where((w) => {
+      w.whereIn('company_id', companyIds);
+      if (ownerId) w.orWhere('owner_id', ownerId);
+    });
+  }
   if (f.status) q.where('status', f.status);
   if (f.batchId) q.where('batch_id', f.batchId);
   if (f.online !== undefined) q.where('online', f.online);

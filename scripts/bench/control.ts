@@ -18,6 +18,8 @@ import type { MqttClient } from 'mqtt';
 import { Client, Connection } from '@temporalio/client';
 import { buildApp } from '../../api/app';
 import { DeviceRequests } from '../../api/device-requests';
+import os from 'node:os';
+import { ensureBootstrapAdmin } from '../../api/bootstrap-admin';
 import { CredentialDeriver, newApiToken } from '../../domain/credentials';
 import { topics } from '../../domain/topics';
 import { createDb } from '../../db/knex';
@@ -229,6 +231,7 @@ async function main(cleanup: Cleanup): Promise<number> {
   cleanup.add('close DeviceRequests', () => requests.close());
   const connection = Connection.lazy({ address: '127.0.0.1:1' }); // never used by these routes
   const adminToken = newApiToken();
+  await ensureBootstrapAdmin(apiDb, os.tmpdir(), adminToken); // ADMIN_TOKEN acts as the platform admin
   const app = buildApp({
     db: apiDb,
     temporal: new Client({ connection }),

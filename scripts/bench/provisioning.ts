@@ -7,7 +7,6 @@
 // PostgreSQL: BENCH_PG_ADMIN_URL (default the machine's postgres://postgres@127.0.0.1:5432/postgres);
 // a scratch database is created and dropped.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
@@ -16,6 +15,10 @@ import knexFactory from 'knex';
 import { buildApp } from '../../api/app';
 import { DeviceRequests } from '../../api/device-requests';
 import { connectMqtt } from '../../runtime/mqtt-client';
+import os from 'node:os';
+import { ensureBootstrapAdmin } from '../../api/bootstrap-admin';
+import { insertCompany } from '../../db/repositories/companies';
+import { newEntityId } from '../../domain/ids';
 import { CredentialDeriver, newApiToken } from '../../domain/credentials';
 import { createDb, migrateLatest } from '../../db/knex';
 import { freePort } from '../../runtime/embedded/free-port';
@@ -66,6 +69,8 @@ async function main() {
   const worker = await createWorker({ connection: native, namespace: 'default', taskQueue, db, temporal, credentials });
   const running = worker.run();
   const adminToken = newApiToken();
+  await ensureBootstrapAdmin(db, os.tmpdir(), adminToken); // ADMIN_TOKEN acts as the platform admin
+  const company = await insertCompany(db, { id: newEntityId(), name: 'bench', createdBy: 'bench' });
   // Not used by provisioning, but every API has its device link.
   const mqtt = connectMqtt(process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883', 'bench');
   const app = buildApp({ db, temporal, taskQueue, credentials, log, adminToken, devices: new DeviceRequests(mqtt), readiness: [] });
@@ -76,7 +81,7 @@ async function main() {
   const auth = { authorization: `Bearer ${adminToken}` };
 
   const t0 = performance.now();
-  const res = await fetch(`${base}/batches`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bench', count: COUNT }) });
+  const res = await fetch(`${base}/batches`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ companyId: company.id, name: 'bench', count: COUNT }) });
   const { id } = (await res.json()) as { id: string };
   const t201 = performance.now() - t0;
   let tCsv = 0;

@@ -69,14 +69,21 @@ export class Workload {
   async run(): Promise<WorkloadResult> {
     const o = this.o;
     o.setPhase('token creation');
-    const tok = await expectOk('create a manufacturer token', this.admin.request<{ token: string }>('POST', '/api/v1/tokens', { json: { kind: 'manufacturer', name: 'chaos manufacturer' } }), [201]);
+    // A company, a manufacturer in it (signed in with a password), and that manufacturer's API token.
+    const company = await expectOk('create the company', this.admin.request<{ id: string }>('POST', '/api/v1/companies', { json: { name: `chaos ${o.seed}` } }), [201]);
+    const email = `chaos-${o.seed}-${randomBytes(4).toString('hex')}@chaos.invalid`;
+    const password = randomBytes(18).toString('base64url');
+    const user = await expectOk('create the manufacturer', this.admin.request<{ id: string }>('POST', '/api/v1/users', { json: { email, password } }), [201]);
+    await expectOk('make them a manufacturer', this.admin.request('POST', `/api/v1/companies/${company.body.id}/participations`, { json: { userId: user.body.id, role: 'manufacturer' } }), [201]);
+    const session = await expectOk('sign in', this.admin.withToken('').request<{ token: string }>('POST', '/api/v1/sessions', { json: { email, password } }), [201]);
+    const tok = await expectOk('create a manufacturer token', this.admin.withToken(session.body.token).request<{ token: string }>('POST', '/api/v1/tokens', { json: { name: 'chaos manufacturer', companyId: company.body.id } }), [201]);
     const manufacturer = this.admin.withToken(tok.body.token);
 
     o.setPhase('batch creation');
     const key = `chaos-${o.seed}-${randomBytes(6).toString('hex')}`;
     const created = await expectOk(
       'create the batch',
-      this.admin.request<Batch>('POST', '/api/v1/batches', { json: { name: `chaos ${o.seed}`, count: o.devices, model: MODEL }, headers: { 'idempotency-key': key } }),
+      this.admin.request<Batch>('POST', '/api/v1/batches', { json: { companyId: company.body.id, name: `chaos ${o.seed}`, count: o.devices, model: MODEL }, headers: { 'idempotency-key': key } }),
       [201, 202],
     );
     const batchId = created.body.id;

@@ -16,7 +16,10 @@ import type { Batch } from '../../domain/model';
 import { runSchemathesis } from './schemathesis';
 
 async function knownIds(api: (path: string, init?: RequestInit & { json?: unknown }) => Promise<Response>) {
-  const r = await api('/api/v1/batches', { method: 'POST', json: { name: 'fuzz', count: 3 } });
+  const company = await api('/api/v1/companies', { method: 'POST', json: { name: 'fuzz' } });
+  if (company.status !== 201) throw new Error(`creating the fuzz company answered ${company.status}`);
+  const { id: companyId } = (await company.json()) as { id: string };
+  const r = await api('/api/v1/batches', { method: 'POST', json: { companyId, name: 'fuzz', count: 3 } });
   if (r.status !== 201 && r.status !== 202) throw new Error(`creating the fuzz batch answered ${r.status}`);
   const batch = (await r.json()) as Batch;
   await eventually(async () => ((await (await api(`/api/v1/batches/${batch.id}`)).json()) as Batch).provisioning.status === 'ready', 60_000);

@@ -2,6 +2,7 @@
 // on a task queue of its own, against the run's Postgres, Temporal dev server and MQTT broker.
 import type { Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
 import { buildApp } from '../../api/app';
@@ -12,7 +13,12 @@ import { connectMqtt } from '../../runtime/mqtt-client';
 import { CredentialDeriver, newApiToken, sha256Hex } from '../../domain/credentials';
 import { newEntityId } from '../../domain/ids';
 import { createDb, type Db } from '../../db/knex';
-import { insertToken, type TokenKind } from '../../db/repositories/tokens';
+import { insertToken } from '../../db/repositories/tokens';
+import { insertUser } from '../../db/repositories/users';
+import { insertCompany, upsertParticipation } from '../../db/repositories/companies';
+import { ensureBootstrapAdmin } from '../../api/bootstrap-admin';
+import type { AppLimits } from '../../api/app';
+import type { CompanyRole } from '../../domain/roles';
 import { createLogger } from '../../runtime/logger';
 import { createWorker } from '../../worker/create-worker';
 import { testEnv } from './env';
@@ -25,9 +31,18 @@ export interface Stack {
   temporal: Client;
   taskQueue: string;
   credentials: CredentialDeriver;
+  /** ADMIN_TOKEN: the platform admin. */
   adminToken: string;
-  /** A fresh token of that kind, as an admin would create it. */
-  token(kind: TokenKind): Promise<string>;
+  /** A company of this stack's own: where token() and member() callers sit by default. */
+  companyId: string;
+  /** An API token of a fresh member of the stack's company with that role. */
+  token(role: CompanyRole): Promise<string>;
+  /** A fresh user with that role in a company (default: the stack's), and an API token of theirs. */
+  member(role: CompanyRole, companyId?: string): Promise<Caller>;
+  /** A fresh user of no company (an end user, a device owner), and an API token of theirs. */
+  endUser(): Promise<Caller>;
+  /** A fresh company. */
+  company(name?: string): Promise<string>;
   /** Starts the in-process worker (started by default). */
   startWorker(): Promise<void>;
   stopWorker(): Promise<void>;
@@ -45,6 +60,19 @@ export interface StackOptions {
   exports?: Partial<ExportLimits>;
   /** A database of the test file's own (default: the suite's shared one). */
   databaseUrl?: string;
+  signup?: 'open' | 'closed';
+  sessionTtlS?: number;
+  auth?: AppLimits['auth'];
+  signIn?: AppLimits['signIn'];
+  signUp?: AppLimits['signUp'];
+  passwords?: AppLimits['passwords'];
+}
+
+export interface Caller {
+  userId: string;
+  email: string;
+  /** An API token of theirs, acting with all their rights. */
+  token: string;
 }
 
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
@@ -61,11 +89,26 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const taskQueue = `test-${randomBytes(6).toString('hex')}`;
   const adminToken = newApiToken();
 
-  async function token(kind: TokenKind): Promise<string> {
+  // Users made here have no password (they call with API tokens); tests of sign-in make their own.
+  async function endUser(): Promise<Caller> {
+    const id = newEntityId();
+    const email = `${id.toLowerCase()}@test.invalid`;
+    await insertUser(db, { id, email, passwordHash: null, createdBy: 'test' });
     const t = newApiToken();
-    await insertToken(db, { id: newEntityId(), kind, name: `test ${kind}`, tokenHash: sha256Hex(t) });
-    return t;
+    await insertToken(db, { id: newEntityId(), name: 'test', tokenHash: sha256Hex(t), userId: id });
+    return { userId: id, email, token: t };
   }
+  async function company(name = 'test company'): Promise<string> {
+    return (await insertCompany(db, { id: newEntityId(), name, createdBy: 'test' })).id;
+  }
+  await ensureBootstrapAdmin(db, os.tmpdir(), adminToken);
+  const companyId = await company('stack company');
+  async function member(role: CompanyRole, inCompany = companyId): Promise<Caller> {
+    const c = await endUser();
+    await upsertParticipation(db, { id: newEntityId(), companyId: inCompany, userId: c.userId, role, createdBy: 'test' });
+    return c;
+  }
+  const token = async (role: CompanyRole) => (await member(role)).token;
 
   const mqtt = connectMqtt(env.mqttUrl, 'test-api');
   await new Promise<void>((resolve, reject) => {
@@ -81,6 +124,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     credentials,
     log,
     adminToken,
+    signup: opts.signup,
+    sessionTtlS: opts.sessionTtlS,
     bulkWaitMs: opts.bulkWaitMs,
     acceptWaitMs: opts.acceptWaitMs,
     devices,
@@ -90,7 +135,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       { name: 'postgres', check: async () => void (await db.raw('select 1')) },
       { name: 'temporal', check: async () => void (await connection.workflowService.getSystemInfo({})) },
     ],
-  }, { exports: { ...DEFAULT_EXPORT_LIMITS, ...opts.exports } });
+  }, { exports: { ...DEFAULT_EXPORT_LIMITS, ...opts.exports }, auth: opts.auth, signIn: opts.signIn, signUp: opts.signUp, passwords: opts.passwords });
   const server: Server = await listen(app, 0, '127.0.0.1', { ...DEFAULT_SERVER_LIMITS, ...opts.server });
   const port = (server.address() as { port: number }).port;
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -119,7 +164,11 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     taskQueue,
     credentials,
     adminToken,
+    companyId,
     token,
+    member,
+    endUser,
+    company,
     startWorker,
     stopWorker,
     api(path, init = {}) {

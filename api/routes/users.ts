@@ -1,0 +1,127 @@
+// Users and sign-in: accounts (open sign-up of end users unless SIGNUP=closed), sessions, /me.
+import type { ApiDeps } from '../deps';
+import { route } from '../http/route';
+import { createUserBody, errorResponse, meSchema, sessionSchema, signInBody, userSchema } from '../schemas';
+import { ConflictError, ForbiddenError, RateLimitedError, UnauthorizedError, UnavailableError } from '../../domain/errors';
+import { newEntityId } from '../../domain/ids';
+import { newSessionToken, sha256Hex } from '../../domain/credentials';
+import { hashPassword, verifyPassword } from '../../domain/passwords';
+import { findUserForSignIn, getUser, insertUser, normalEmail } from '../../db/repositories/users';
+import { participationsOfUser } from '../../db/repositories/companies';
+import { insertSession, revokeSession } from '../../db/repositories/sessions';
+import { audit } from '../audit';
+import type { Authenticate } from '../http/auth';
+import type { Response } from 'express';
+import type { SignInLimiter } from '../sign-in-limiter';
+import { PasswordGate } from '../password-gate';
+
+const DEFAULT_SESSION_TTL_S = 12 * 3_600;
+
+/** Takes an attempt, or answers 429 with Retry-After. */
+function limit(limiter: SignInLimiter, email: string, address: string, res: Response, what: string): void {
+  const wait = limiter.take(email, address);
+  if (wait === 0) return;
+  res.setHeader('Retry-After', String(wait));
+  throw new RateLimitedError(wait, `too many ${what}: retry in ${wait} s`);
+}
+
+export function userRoutes(d: ApiDeps, limiters: { signIn: SignInLimiter; signUp: SignInLimiter }, authenticate: Authenticate, gate = new PasswordGate()) {
+  /** Hashes through the gate; a full queue is a 503 with Retry-After. */
+  async function gated<T>(res: Response, work: () => Promise<T>): Promise<T> {
+    try {
+      return await gate.run(work);
+    } catch (err) {
+      if (err instanceof UnavailableError) res.setHeader('Retry-After', '1');
+      throw err;
+    }
+  }
+  const signupOpen = () => (d.signup ?? 'open') === 'open';
+  return [
+    route({
+      method: 'post',
+      path: '/users',
+      tag: 'people',
+      summary: 'Create a user: a platform or company admin, or anyone (open sign-up of end users) unless SIGNUP=closed',
+      permission: 'users:create',
+      anonymous: signupOpen,
+      body: createUserBody,
+      status: 201,
+      responses: {
+        201: { description: 'the user (never the password)', schema: userSchema },
+        401: errorResponse('a token was sent but is unknown, revoked or expired; or sign-up is closed and none was sent'),
+        403: errorResponse("the caller may not create users (needs 'users:create'), or only a platform admin may create a platform admin"),
+        409: errorResponse('a user with this email exists (email_taken)'),
+        429: { ...errorResponse('too many sign-ups from this address: retry after Retry-After seconds'), headers: { 'Retry-After': 'seconds to wait' } },
+        503: { ...errorResponse('too many passwords being hashed at once: retry after Retry-After seconds'), headers: { 'Retry-After': 'seconds to wait' } },
+      },
+      handler: async ({ req, res, body, caller }) => {
+        if (caller === null) limit(limiters.signUp, '', req.ip ?? 'unknown', res, 'sign-ups');
+        if (body.platformAdmin && !caller?.platformAdmin) throw new ForbiddenError('only a platform admin may create a platform admin');
+        const user = await insertUser(d.db, { id: newEntityId(), email: body.email, name: body.name ?? null, passwordHash: await gated(res, () => hashPassword(body.password)), platformAdmin: body.platformAdmin ?? false, createdBy: caller?.userId ?? null });
+        if (!user) throw new ConflictError('email_taken', 'a user with this email exists');
+        await audit(d.db, caller, { action: 'user.created', target: { type: 'user', id: user.id }, details: { platformAdmin: user.platformAdmin, signUp: caller === null } });
+        return user;
+      },
+    }),
+
+    route({
+      method: 'post',
+      path: '/sessions',
+      tag: 'people',
+      summary: 'Sign in with email and password: a session token, valid until expiresAt',
+      permission: null,
+      body: signInBody,
+      status: 201,
+      responses: {
+        201: { description: 'signed in: the token is in this response only', schema: sessionSchema },
+        401: errorResponse('wrong email or password (the same answer for both)'),
+        429: { ...errorResponse('too many attempts for this account or from this address: retry after Retry-After seconds'), headers: { 'Retry-After': 'seconds to wait' } },
+        503: { ...errorResponse('too many sign-ins being checked at once: retry after Retry-After seconds'), headers: { 'Retry-After': 'seconds to wait' } },
+      },
+      handler: async ({ req, res, body }) => {
+        const email = normalEmail(body.email);
+        const address = req.ip ?? 'unknown'; // the socket's, unless Express is told to trust a proxy
+        limit(limiters.signIn, email, address, res, 'sign-in attempts');
+        const found = await findUserForSignIn(d.db, email);
+        // An unknown email costs one scrypt too (against a decoy hash): it answers like a wrong password, as slowly.
+        const ok = await gated(res, () => verifyPassword(body.password, found?.passwordHash ?? null));
+        if (!found || !ok) throw new UnauthorizedError('wrong email or password');
+        limiters.signIn.refund(email, address);
+        const token = newSessionToken();
+        const expiresAt = new Date(Date.now() + (d.sessionTtlS ?? DEFAULT_SESSION_TTL_S) * 1000);
+        await insertSession(d.db, { id: newEntityId(), userId: found.user.id, tokenHash: sha256Hex(token), expiresAt });
+        res.setHeader('Cache-Control', 'no-store');
+        return { token, expiresAt: expiresAt.toISOString(), user: found.user };
+      },
+    }),
+
+    route({
+      method: 'delete',
+      path: '/sessions/current',
+      tag: 'people',
+      summary: 'Sign out: the session token of this request stops working',
+      permission: 'self',
+      status: 204,
+      responses: { 204: { description: 'signed out' }, 409: errorResponse('this request was not made with a session token (not_a_session): revoke API tokens with DELETE /tokens/{id}') },
+      handler: async ({ req, principal }) => {
+        if (principal.via !== 'session') throw new ConflictError('not_a_session', 'this request was not made with a session token');
+        await revokeSession(d.db, principal.credentialId);
+        authenticate.forget(req);
+        return undefined;
+      },
+    }),
+
+    route({
+      method: 'get',
+      path: '/me',
+      tag: 'people',
+      summary: 'Who is calling: the user, their roles in companies, and the credential used',
+      permission: 'self',
+      responses: { 200: { description: 'the caller', schema: meSchema } },
+      handler: async ({ principal }) => {
+        const [user, participations] = await Promise.all([getUser(d.db, principal.userId), participationsOfUser(d.db, principal.userId)]);
+        return { user: user!, participations, credential: { via: principal.via, id: principal.credentialId, companyId: principal.companyId } };
+      },
+    }),
+  ];
+}

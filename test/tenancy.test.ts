@@ -1,0 +1,287 @@
+// The tenancy matrix, generated from the route table (api/app.ts apiRoutes): for every route that
+// needs a caller, a revoked token and an expired session get 401; callers of another company and
+// an end user who neither owns nor shares the device get 403/404 and no byte of the other
+// tenant's data; each role of the company without the right gets 403; each role with it, the
+// platform admin and (on device routes) the device's owner get through. A new route without an
+// entry in SAMPLES below fails this test, so every route is covered as it is added.
+import { apiRoutes } from '../api/app';
+import type { ApiDeps } from '../api/deps';
+import type { ExportGate } from '../api/exports';
+import { authenticator } from '../api/http/auth';
+import { PERMISSIONS, ROLE_TABLE } from '../api/http/policy';
+import type { RouteSpec } from '../api/http/route';
+import { SignInLimiter } from '../api/sign-in-limiter';
+import { PasswordGate } from '../api/password-gate';
+import { newEntityId } from '../domain/ids';
+import { newSessionToken, sha256Hex } from '../domain/credentials';
+import { COMPANY_ROLES, type CompanyRole } from '../domain/roles';
+import type { Batch } from '../domain/model';
+import { insertCommand } from '../db/repositories/diagnostic-commands';
+import { insertSession } from '../db/repositories/sessions';
+import { startStack, eventually, type Caller, type Stack } from './support/stack';
+
+let s: Stack;
+const routes: RouteSpec[] = apiRoutes({} as ApiDeps, {} as ExportGate, authenticator({} as never, undefined), { signIn: new SignInLimiter(), signUp: new SignInLimiter(), passwords: new PasswordGate() });
+const PUBLIC = ['get /healthz', 'get /readyz', 'get /openapi.json', 'post /sessions'];
+const key = (r: RouteSpec) => `${r.method} ${r.path}`;
+
+interface Tenant {
+  companyId: string;
+  batchId: string;
+  deviceId: string;
+  ownedDeviceId: string;
+  members: Record<CompanyRole, Caller>;
+  ids: string[];
+  /** What only a holder of devices:telemetry may read: alerts, rules, commands. */
+  telemetryIds: string[];
+}
+let A: Tenant;
+let B: Tenant;
+let owner: Caller;
+let stranger: Caller;
+let revoked: string;
+let expiredSession: string;
+let bulkOperationId: string;
+const commandOf: Record<string, string> = {};
+const ruleOf: Record<string, string> = {};
+
+async function ok<T>(r: Response, status = 201): Promise<T> {
+  if (r.status !== status) throw new Error(`${r.url}: ${r.status} ${await r.text()}`);
+  return (await r.json()) as T;
+}
+
+async function tenant(name: string): Promise<Tenant> {
+  const companyId = await s.company(name);
+  const alertIds: string[] = [];
+  const members = Object.fromEntries(await Promise.all(COMPANY_ROLES.map(async (role) => [role, await s.member(role, companyId)]))) as Record<CompanyRole, Caller>;
+  const batch = await ok<Batch>(await s.api('/api/v1/batches', { method: 'POST', json: { companyId, name, count: 2 } }));
+  await eventually(async () => (await ok<Batch>(await s.api(`/api/v1/batches/${batch.id}`), 200)).provisioning.status === 'ready', 60_000);
+  const [deviceId, ownedDeviceId] = (await s.db('devices').where({ batch_id: batch.id }).orderBy('seq').pluck('id')) as [string, string];
+  for (const id of [deviceId, ownedDeviceId]) {
+    // A settable property, a command and an alert: something behind every per-device route.
+    await s.db('device_properties').insert({ device_id: id, node: 'charger', property: 'current', datatype: 'integer', settable: true, value: '6', value_at: new Date() });
+    commandOf[id] = newEntityId();
+    await insertCommand(s.db, { id: commandOf[id]!, deviceId: id, command: 'ping', args: null, createdBy: null });
+    const alertId = newEntityId();
+    alertIds.push(alertId);
+    await s.db('alerts').insert({ id: alertId, device_id: id, source: 'device', severity: 'warning', message: 'test', raised_at: new Date() });
+  }
+  const rule = await ok<{ id: string }>(await s.api('/api/v1/alert-rules', { method: 'POST', json: { companyId, name: 'hot', node: 'charger', property: 'current', operator: '>', threshold: 30 } }));
+  ruleOf[companyId] = rule.id;
+  const ids = [companyId, batch.id, deviceId, ownedDeviceId, rule.id, commandOf[deviceId]!, ...Object.values(members).map((m) => m.userId)];
+  const telemetryIds = [...alertIds, rule.id, commandOf[deviceId]!, commandOf[ownedDeviceId]!];
+  return { companyId, batchId: batch.id, deviceId, ownedDeviceId, members, ids: [...ids, ...telemetryIds], telemetryIds };
+}
+
+beforeAll(async () => {
+  s = await startStack({ bulkWaitMs: 1_000 });
+  A = await tenant('tenant A');
+  B = await tenant('tenant B');
+  owner = await s.endUser();
+  stranger = await s.endUser();
+  await s.db('devices').where({ id: A.ownedDeviceId }).update({ owner_id: owner.userId });
+  A.ids.push(owner.userId);
+  // On the owned device only: the matrix's own status changes of A.deviceId must change something.
+  bulkOperationId = (await ok<{ id: string }>(await s.api(`/api/v1/batches/${A.batchId}/status`, { method: 'POST', json: { status: 'manufacturing', deviceIds: [A.ownedDeviceId] } }), 200)).id;
+  A.ids.push(bulkOperationId);
+
+  // A revoked token and an expired session of A's admin, never used before (so never cached).
+  const r = await ok<{ id: string; token: string }>(await s.api('/api/v1/tokens', { token: A.members.admin.token, method: 'POST', json: { name: 'revoked' } }));
+  await s.db('tokens').where({ id: r.id }).update({ revoked_at: new Date() });
+  revoked = r.token;
+  expiredSession = newSessionToken();
+  await insertSession(s.db, { id: newEntityId(), userId: A.members.admin.userId, tokenHash: sha256Hex(expiredSession), expiresAt: new Date(Date.now() - 1_000) });
+}, 180_000);
+afterAll(() => s.stop());
+
+/** Who is calling, and whose things a request names: the victim's (A's), or, for user-owned things, the caller's own. */
+interface Call {
+  caller: Caller | { token: string; userId: string };
+  device: string;
+}
+
+/** What each route is called with: path parameters, query and body. Resource-making calls make a fresh one each time. */
+type Sample = (c: Call) => Promise<{ path?: Record<string, string>; query?: string; body?: unknown }>;
+const dev: Sample = async (c) => ({ path: { id: c.device } });
+let seq = 0;
+const SAMPLES: Record<string, Sample> = {
+  'post /batches': async () => ({ body: { companyId: A.companyId, name: `t${seq++}`, count: 1 } }),
+  'get /batches': async () => ({ query: 'limit=1000' }),
+  'get /batches/:id': async () => ({ path: { id: A.batchId } }),
+  'get /batches/:id/devices.csv': async () => ({ path: { id: A.batchId } }),
+  'get /batches/:id/bundle.zip': async () => ({ path: { id: A.batchId } }),
+  // The owned device only: POST /devices/{id}/status then changes A.deviceId (and is audited).
+  'post /batches/:id/status': async () => ({ path: { id: A.batchId }, body: { status: 'manufacturing', deviceIds: [A.ownedDeviceId] } }),
+  'get /bulk-operations/:id': async () => ({ path: { id: bulkOperationId } }),
+  'get /devices': async () => ({ query: `batchId=${A.batchId}` }),
+  'get /devices/:id': dev,
+  'post /devices/:id/status': async (c) => ({ path: { id: c.device }, body: { status: 'manufacturing' } }),
+  'get /devices/:id/qr.png': dev,
+  'get /devices/:id/qr.svg': dev,
+  'get /devices/:id/sensors': dev,
+  'put /devices/:id/sensors/:node/:property': async (c) => ({ path: { id: c.device, node: 'charger', property: 'current' }, body: { value: 8 } }),
+  'post /devices/:id/commands': async (c) => ({ path: { id: c.device }, body: { command: 'ping' } }),
+  'get /devices/:id/commands': dev,
+  'get /devices/:id/commands/:commandId': async (c) => ({ path: { id: c.device, commandId: commandOf[c.device]! } }),
+  'get /devices/:id/config': dev,
+  'patch /devices/:id/config': async (c) => ({ path: { id: c.device }, body: { interval: 5 } }),
+  'get /devices/:id/telemetry': dev,
+  'get /devices/:id/logs': dev,
+  'get /devices/:id/alerts': dev,
+  'get /alerts': async () => ({ query: 'limit=1000' }),
+  'get /alert-rules': async () => ({ query: 'limit=1000' }),
+  'post /alert-rules': async () => ({ body: { companyId: A.companyId, name: 'r', node: 'charger', property: 'current', operator: '>', threshold: 1 } }),
+  'get /alert-rules/:id': async () => ({ path: { id: ruleOf[A.companyId]! } }),
+  'delete /alert-rules/:id': async () => {
+    const r = await ok<{ id: string }>(await s.api('/api/v1/alert-rules', { method: 'POST', json: { companyId: A.companyId, name: 'doomed', node: 'charger', property: 'current', operator: '<', threshold: 0 } }));
+    return { path: { id: r.id } };
+  },
+  'post /tokens': async () => ({ body: { name: 'made', companyId: A.companyId } }),
+  'get /tokens': async () => ({ query: 'limit=1000' }),
+  // A token is its user's: a member reads their own; anyone else is pointed at A's admin's.
+  'get /tokens/:id': async (c) => ({ path: { id: await tokenFor(c) } }),
+  'delete /tokens/:id': async (c) => ({ path: { id: await tokenFor(c) } }),
+  'post /users': async () => ({ body: { email: `u${Date.now()}.${seq++}@tenancy.invalid`, password: 'long enough password' } }),
+  'delete /sessions/current': async () => ({}),
+  'get /me': async () => ({}),
+  'post /companies': async () => ({ body: { name: 'new company' } }),
+  'get /companies': async () => ({ query: 'limit=1000' }),
+  'get /companies/:id': async () => ({ path: { id: A.companyId } }),
+  'post /companies/:id/participations': async () => ({ path: { id: A.companyId }, body: { userId: (await s.endUser()).userId, role: 'viewer' } }),
+  'get /companies/:id/participations': async () => ({ path: { id: A.companyId } }),
+  'delete /companies/:id/participations/:participationId': async () => {
+    const u = await s.member('viewer', A.companyId);
+    const [p] = await s.db('participations').where({ user_id: u.userId }).pluck('id');
+    return { path: { id: A.companyId, participationId: p as string } };
+  },
+  'get /audit': async () => ({ query: 'limit=1000' }),
+};
+
+/** A fresh token: the caller's own when they are one of A's people, else one of A's admin. */
+async function tokenFor(c: Call): Promise<string> {
+  const mine = [...Object.values(A.members), owner].some((m) => m.userId === c.caller.userId);
+  const by = mine ? c.caller.token : A.members.admin.token;
+  return (await ok<{ id: string }>(await s.api('/api/v1/tokens', { token: by, method: 'POST', json: { name: 'target' } }))).id;
+}
+
+/** The answer, with what the request itself named left out (an error may repeat the ID it was asked about). */
+async function call(r: RouteSpec, c: Call): Promise<{ status: number; body: string }> {
+  const sample = await SAMPLES[key(r)]!(c);
+  const path = r.path.replace(/:(\w+)/g, (_m, name: string) => encodeURIComponent(sample.path![name]!));
+  const res = await s.api(`/api/v1${path}${sample.query ? `?${sample.query}` : ''}`, { token: c.caller.token, method: r.method.toUpperCase(), json: sample.body });
+  let body = await res.text();
+  for (const named of [...Object.values(sample.path ?? {}), ...Object.values((sample.body ?? {}) as Record<string, unknown>)]) {
+    if (typeof named === 'string' && named.length >= 12) body = body.split(named).join('<named>');
+  }
+  return { status: res.status, body };
+}
+
+const guarded = () => routes.filter((r) => r.permission !== null);
+const leaks = (body: string, t: Tenant) => t.ids.filter((id) => body.includes(id));
+
+describe('the route table', () => {
+  it('declares who may call every route: a known permission, or public for the few that are', () => {
+    for (const r of routes) {
+      if (r.permission === null) expect(PUBLIC).toContain(key(r));
+      else expect(PERMISSIONS).toContain(r.permission);
+    }
+  });
+
+  it('has a sample call for every guarded route (a new route needs one here)', () => {
+    expect(guarded().map(key).filter((k) => !SAMPLES[k])).toEqual([]);
+  });
+});
+
+describe('the tenancy matrix', () => {
+  it('refuses a revoked token and an expired session with 401 on every route', async () => {
+    const wrong: string[] = [];
+    for (const r of guarded()) {
+      for (const token of [revoked, expiredSession]) {
+        const { status } = await call(r, { caller: { token, userId: '' }, device: A.deviceId });
+        if (status !== 401) wrong.push(`${key(r)} ${token.slice(0, 5)}: ${status}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  }, 120_000);
+
+  it("gives another company's people and an unrelated end user 403/404 on A's things, and none of A's data anywhere", async () => {
+    const wrong: string[] = [];
+    const outsiders: [string, Caller, string][] = [
+      ...COMPANY_ROLES.map((role): [string, Caller, string] => [`B ${role}`, B.members[role], A.deviceId]),
+      ['end user', stranger, A.ownedDeviceId],
+    ];
+    for (const r of guarded()) {
+      const namesA = /:\w+/.test(r.path) || JSON.stringify((await SAMPLES[key(r)]!({ caller: stranger, device: A.deviceId })).body ?? {}).includes(A.companyId);
+      for (const [who, caller, device] of outsiders) {
+        const { status, body } = await call(r, { caller, device });
+        if (namesA && status !== 403 && status !== 404) wrong.push(`${key(r)} as ${who}: ${status}`);
+        if (!namesA && (status === 401 || status >= 500)) wrong.push(`${key(r)} as ${who}: ${status}`);
+        const seen = leaks(body, A);
+        if (seen.length > 0) wrong.push(`${key(r)} as ${who} saw ${seen.join(', ')}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  }, 300_000);
+
+  it('gives each role of A 403 where it lacks the right and lets it through where it has it; never shows B', async () => {
+    const wrong: string[] = [];
+    for (const r of guarded()) {
+      for (const role of COMPANY_ROLES) {
+        const has = ROLE_TABLE.company[role].includes(r.permission!);
+        const { status, body } = await call(r, { caller: A.members[role], device: A.deviceId });
+        if (has && [401, 403, 404].includes(status)) wrong.push(`${key(r)} as A ${role}: ${status} (has '${r.permission}')`);
+        // Lacking the right in A: 403; except a list of what anyone may hold as a device owner
+        // (alerts, rules), which answers with the caller's own devices' only: none of A's.
+        const ownList = status === 200 && !/:\w+/.test(r.path) && ROLE_TABLE.owner.includes(r.permission!);
+        if (!has && status !== 403 && !ownList) wrong.push(`${key(r)} as A ${role}: ${status} (lacks '${r.permission}')`);
+        if (ownList && !has && A.telemetryIds.some((id) => body.includes(id))) wrong.push(`${key(r)} as A ${role} saw A's telemetry`);
+        if (status >= 500) wrong.push(`${key(r)} as A ${role}: ${status}`);
+        const seen = leaks(body, B);
+        if (seen.length > 0) wrong.push(`${key(r)} as A ${role} saw B's ${seen.join(', ')}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  }, 300_000);
+
+  it("lets the platform admin through everywhere, seeing A's data on A's lists (so the checks above can fail)", async () => {
+    const wrong: string[] = [];
+    for (const r of guarded()) {
+      const { status, body } = await call(r, { caller: { token: s.adminToken, userId: '' }, device: A.deviceId });
+      if ([401, 403, 404].includes(status) || status >= 500) wrong.push(`${key(r)}: ${status}`);
+      if (r.method === 'get' && ['/batches', '/devices', '/alerts', '/alert-rules', '/companies', '/audit'].includes(r.path) && leaks(body, A).length === 0) wrong.push(`${key(r)} shows none of A`);
+    }
+    expect(wrong).toEqual([]);
+  }, 300_000);
+
+  it("lets the device's owner do what an owner may, only on that device, and list it", async () => {
+    const wrong: string[] = [];
+    for (const r of guarded().filter((x) => x.path.startsWith('/devices/:id'))) {
+      const has = ROLE_TABLE.owner.includes(r.permission!);
+      const { status } = await call(r, { caller: owner, device: A.ownedDeviceId });
+      if (has && ([401, 403, 404].includes(status) || status >= 500)) wrong.push(`${key(r)}: ${status} (an owner may)`);
+      if (!has && status !== 403) wrong.push(`${key(r)}: ${status} (an owner may not)`);
+      const other = await call(r, { caller: owner, device: A.deviceId });
+      // Where an owner may do this at all, another device is hidden (404); where not, refused outright (403).
+      if (other.status !== (has ? 404 : 403)) wrong.push(`${key(r)} on a device not theirs: ${other.status}`);
+    }
+    expect(wrong).toEqual([]);
+    const listed = await ok<{ items: { id: string }[] }>(await s.api('/api/v1/devices', { token: owner.token }), 200);
+    expect(listed.items.map((d) => d.id)).toEqual([A.ownedDeviceId]);
+  }, 120_000);
+  it("records in A's audit log what the matrix did to A's things, without a secret, for A's admin only", async () => {
+    type Page = { items: { action: string; deviceId: string | null; details: unknown }[] };
+    const deviceLog = await ok<Page>(await s.api(`/api/v1/audit?deviceId=${A.deviceId}&limit=1000`, { token: A.members.admin.token }), 200);
+    const actions = new Set(deviceLog.items.map((e) => e.action));
+    for (const a of ['device.status_changed', 'device.config_changed', 'device.qr_exported']) expect(actions).toContain(a);
+    expect(deviceLog.items.every((e) => e.deviceId === A.deviceId)).toBe(true);
+    const companyLog = await ok<Page>(await s.api(`/api/v1/audit?companyId=${A.companyId}&limit=1000`, { token: A.members.admin.token }), 200);
+    for (const a of ['batch.created', 'batch.exported', 'batch.status_changed', 'alert_rule.created', 'alert_rule.deleted', 'participation.set', 'participation.removed', 'token.created']) {
+      expect(new Set(companyLog.items.map((e) => e.action))).toContain(a);
+    }
+    const { secret, pairingCode } = s.credentials.device(A.deviceId);
+    const text = JSON.stringify(companyLog);
+    expect(text).not.toContain(secret);
+    expect(text).not.toContain(pairingCode);
+    expect((await s.api(`/api/v1/audit?deviceId=${A.deviceId}`, { token: B.members.admin.token })).status).toBe(404);
+  });
+});
