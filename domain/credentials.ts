@@ -56,9 +56,20 @@ export class CredentialDeriver {
     return base32(mac, chars);
   }
 
+  /** The device's MQTT password (its CSV `secret`) of that generation. */
+  deviceSecret(deviceId: string, generation = 1): string {
+    return this.derive('mqtt-secret', deviceId, generation, DEVICE_SECRET_LENGTH);
+  }
+
+  /** The MQTT password of one of the platform's own clients (domain/broker-identity.ts). */
+  platformPassword(client: string): string {
+    return this.derive('mqtt-platform', client, 0, DEVICE_SECRET_LENGTH);
+  }
+
   device(deviceId: string, generation = 1): DeviceCredentials {
-    const secret = this.derive('mqtt-secret', deviceId, generation, DEVICE_SECRET_LENGTH);
-    const pairingCode = this.derive('pairing-code', deviceId, generation, PAIRING_CODE_LENGTH);
+    const secret = this.deviceSecret(deviceId, generation);
+    // The pairing code is printed on the label: a secret rotation must not change it.
+    const pairingCode = this.derive('pairing-code', deviceId, 1, PAIRING_CODE_LENGTH);
     return { secret, secretHash: sha256Hex(secret), pairingCode, pairingCodeHash: sha256Hex(pairingCode) };
   }
 }

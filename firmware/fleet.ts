@@ -17,6 +17,8 @@ import { TimerWheel, type WheelEntry } from './timer-wheel';
 
 export interface FleetCredential {
   deviceId: string;
+  /** devices.csv `mqtt_username`; default the Homie ID. */
+  mqttUsername?: string | null;
   secret: string;
   /** Overrides FleetOptions.mqttUrl (e.g. the `mqtt_url` column of devices.csv). */
   mqttUrl?: string | null;
@@ -107,7 +109,7 @@ export function assignModels(n: number, mix: Record<string, number>): string[] {
   return out;
 }
 
-/** Fresh credentials for a broker that takes anyone (the project's test and bench brokers). */
+/** Fresh credentials: give them to the broker (test/support/broker.ts registerDevices) before the fleet connects. */
 export function generateCredentials(n: number): FleetCredential[] {
   const seen = new Set<string>();
   const out: FleetCredential[] = [];
@@ -163,6 +165,7 @@ export class Fleet {
       this.periods.push(period);
       const d = new Device({
         deviceId: cred.deviceId,
+        ...(cred.mqttUsername ? { mqttUsername: cred.mqttUsername } : {}),
         secret: cred.secret,
         mqttUrl: cred.mqttUrl || o.mqttUrl || 'mqtt://127.0.0.1:1883',
         model,

@@ -52,6 +52,7 @@ async function main(): Promise<void> {
 
   const device = new Device({
     deviceId: p.deviceId,
+    mqttUsername: p.mqttUsername,
     secret: p.secret,
     mqttUrl: p.mqttUrl,
     model: modelName,

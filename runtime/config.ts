@@ -28,11 +28,17 @@ const schema = z.object({
   DATA_DIR: z.string().min(1).default('./data'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   EMBEDDED_POSTGRES_PORT: port.default(5433),
-  EMBEDDED_MQTT_PORT: port.default(1883),
+  /** The embedded broker's port (MQTT_URL unset): 1884, so that it never meets a broker the machine runs on 1883. */
+  MQTT_PORT: port.default(1884),
+  /**
+   * How device logins reach an external broker (MQTT_URL set). Today only `none`: the broker is
+   * trusted as private, and start-up warns loudly. (`dynsec` and `http`: docs/broker.md, to come.)
+   */
+  MQTT_AUTH: z.enum(['none']).default('none'),
   TEMPORAL_PORT: port.default(7233),
   PUBLIC_URL: url(['http:', 'https:']).optional(),
-  /** The broker address devices are given (devices.csv `mqtt_url`); defaults to MQTT_URL. */
-  PUBLIC_MQTT_URL: url(['mqtt:', 'mqtts:', 'tcp:', 'ws:', 'wss:']).optional(),
+  /** The broker address devices are given (devices.csv `mqtt_url`); defaults to the broker's. PUBLIC_MQTT_URL is its old name. */
+  MQTT_DEVICE_URL: url(['mqtt:', 'mqtts:', 'tcp:', 'ws:', 'wss:']).optional(),
   /** MQTT 5 shared-subscription group: bridges in one group split the device stream. */
   BRIDGE_SHARE_GROUP: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, - and _ only').default('rdm-bridge'),
   /** Telemetry rows written per database round trip, and the longest a row waits for one. */
@@ -79,7 +85,10 @@ export class ConfigError extends Error {
 
 /** Parses the environment. Empty strings count as unset, so `FOO= npm start` means "default". */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const input = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const input: Record<string, string> = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''));
+  // Old names, kept as aliases.
+  if (input.PUBLIC_MQTT_URL && !input.MQTT_DEVICE_URL) input.MQTT_DEVICE_URL = input.PUBLIC_MQTT_URL;
+  delete input.PUBLIC_MQTT_URL;
   const parsed = schema.safeParse(input);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));

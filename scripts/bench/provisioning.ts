@@ -5,6 +5,7 @@
 // many starts in flight as the product uses, so that the product's start rate reads as a ratio.
 // PostgreSQL: BENCH_PG_ADMIN_URL (default the machine's postgres://postgres@127.0.0.1:5432/postgres);
 // a scratch database is created and dropped.
+import { noCredentialStore } from '../../broker/credential-store';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -57,7 +58,8 @@ async function main() {
   const tRaw = performance.now() - r0;
   idleWorker.shutdown();
   await idleRunning;
-  const worker = await createWorker({ connection: native, namespace: 'default', taskQueue, db, temporal, credentials });
+  // Provisioning alone: no broker logins to mirror (an anonymous broker, MQTT_URL).
+  const worker = await createWorker({ connection: native, namespace: 'default', taskQueue, db, temporal, credentials, broker: noCredentialStore });
   const running = worker.run();
   const adminToken = newApiToken();
   // Not used by provisioning, but every API has its device link.
