@@ -1,4 +1,5 @@
 // Builds the Express app: routes declared in api/routes, validated and documented by api/http.
+import { deviceAccessRoutes } from './routes/device-access';
 import express from 'express';
 import type { ApiDeps } from './deps';
 import { authenticator, type AuthOptions } from './http/auth';
@@ -22,7 +23,7 @@ export interface AppLimits {
 export function buildApp(d: ApiDeps, limits: AppLimits = {}): express.Express {
   const downloads = new ExportGate(limits.exports ?? DEFAULT_EXPORT_LIMITS, d.log);
   const routes: RouteSpec[] = [];
-  routes.push(...healthRoutes(d, () => routes), ...batchRoutes(d, downloads), ...deviceRoutes(d), ...tokenRoutes(d));
+  routes.push(...healthRoutes(d, () => routes), ...batchRoutes(d, downloads), ...deviceRoutes(d), ...deviceAccessRoutes(d), ...tokenRoutes(d));
   routes.push(...deviceControlRoutes(d), ...deviceConfigRoutes(d), ...diagnosticsRoutes(d), ...alertRoutes(d));
 
   const app = express();

@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { newDeviceId } from '../domain/ids';
+import { DEFAULT_MQTT_URL } from './provisioning';
 import type { BackoffOptions } from './backoff';
 import { Device, type HomieMode } from './device';
 import { findModel, getModel, MODEL_NAMES } from './models';
@@ -167,7 +168,7 @@ export class Fleet {
         deviceId: cred.deviceId,
         ...(cred.mqttUsername ? { mqttUsername: cred.mqttUsername } : {}),
         secret: cred.secret,
-        mqttUrl: cred.mqttUrl || o.mqttUrl || 'mqtt://127.0.0.1:1883',
+        mqttUrl: cred.mqttUrl || o.mqttUrl || DEFAULT_MQTT_URL,
         model,
         homie: o.homie,
         publishIntervalMs: period,

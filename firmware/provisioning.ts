@@ -8,7 +8,8 @@ import { DEVICE_CSV_COLUMNS } from '../files/device-export';
 import { deviceMqttUsername } from '../domain/broker-identity';
 import { csvObjects } from './csv-read';
 
-export const DEFAULT_MQTT_URL = 'mqtt://127.0.0.1:1883';
+/** The platform's embedded broker on this machine (MQTT_PORT's default). */
+export const DEFAULT_MQTT_URL = 'mqtt://127.0.0.1:1884';
 /** The broker column of devices.csv (older exports lack it: then --broker / MQTT_URL). */
 export const MQTT_URL_COLUMN = 'mqtt_url' satisfies (typeof DEVICE_CSV_COLUMNS)[number];
 
