@@ -43,7 +43,7 @@ async function main() {
     mqttUrl: addr.mqttUrl,
     mqttUsername: login.username,
     mqttPassword: login.password,
-    group: cfg.BRIDGE_SHARE_GROUP,
+    group: credentials.shareGroup(cfg.BRIDGE_SHARE_GROUP),
     clientId: defaultBridgeClientId(cfg.BRIDGE_ID),
     sessionExpirySeconds: cfg.BRIDGE_SESSION_EXPIRY_S,
     batchRows: cfg.BRIDGE_BATCH_ROWS,

@@ -66,6 +66,16 @@ export class CredentialDeriver {
     return this.derive('mqtt-platform', client, 0, DEVICE_SECRET_LENGTH);
   }
 
+  /**
+   * The bridges' MQTT shared-subscription group: the configured name and a key-derived suffix.
+   * Mosquitto's acl_file grants any subscription and filters deliveries, so a device that joined
+   * the bridges' group would be handed a share of the stream and then denied it: those messages
+   * would be lost. A group name no device can know keeps devices out of it.
+   */
+  shareGroup(base: string): string {
+    return `${base}-${this.derive('mqtt-share-group', base, 0, 16).toLowerCase()}`;
+  }
+
   device(deviceId: string, generation = 1): DeviceCredentials {
     const secret = this.deviceSecret(deviceId, generation);
     // The pairing code is printed on the label: a secret rotation must not change it.

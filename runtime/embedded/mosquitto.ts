@@ -55,7 +55,9 @@ export function mosquittoConfig(o: Pick<MosquittoOptions, 'port' | 'host' | 'dir
     // Nagle + delayed ACKs would add ~40 ms to small request/response exchanges (set, commands).
     'set_tcp_nodelay true',
     // A bridge that restarts must find every QoS 1 message waiting for it (the default, 1000, drops).
-    'max_queued_messages 0',
+    // Not 0 ("no limit"): with 0, Mosquitto 2.0.11 stops acknowledging a client's QoS 1 publishes
+    // after the ACL denied one of them (measured); the byte limit below bounds the queue anyway.
+    'max_queued_messages 100000000',
     'max_queued_bytes 1073741824',
     'max_inflight_messages 0',
     'max_keepalive 600',
