@@ -1,5 +1,4 @@
 // Builds the Express app: routes declared in api/routes, validated and documented by api/http.
-import { deviceAccessRoutes } from './routes/device-access';
 import express from 'express';
 import type { ApiDeps } from './deps';
 import { authenticator, type AuthOptions } from './http/auth';
@@ -8,6 +7,8 @@ import { errorHandler, notFoundHandler } from './http/errors';
 import { API_BASE, JSON_BODY_LIMIT, mount, type RouteSpec } from './http/route';
 import { batchRoutes } from './routes/batches';
 import { deviceRoutes } from './routes/devices';
+import { deviceAccessRoutes } from './routes/device-access';
+import { brokerAuthRouter, type BrokerAuthOptions } from '../broker/http-auth';
 import { healthRoutes } from './routes/health';
 import { tokenRoutes } from './routes/tokens';
 import { alertRoutes } from './routes/alerts';
@@ -18,6 +19,8 @@ import { diagnosticsRoutes } from './routes/diagnostics';
 export interface AppLimits {
   exports?: ExportLimits;
   auth?: AuthOptions;
+  /** The brokers' auth endpoint (MQTT_AUTH=http), under /broker-auth; absent: not served. */
+  brokerAuth?: BrokerAuthOptions;
 }
 
 export function buildApp(d: ApiDeps, limits: AppLimits = {}): express.Express {
@@ -36,6 +39,8 @@ export function buildApp(d: ApiDeps, limits: AppLimits = {}): express.Express {
   const api = express.Router();
   mount(root, routes.filter((r) => r.base === ''), authenticate, parseBody);
   mount(api, routes.filter((r) => r.base !== ''), authenticate, parseBody);
+  // A broker's protocol, not the REST API: its own shared secret, outside the route table.
+  if (limits.brokerAuth) app.use('/broker-auth', brokerAuthRouter(limits.brokerAuth));
   app.use(root);
   app.use(API_BASE, api);
   app.use(notFoundHandler);

@@ -12,6 +12,7 @@ import { createLogger } from '../runtime/logger';
 import { connectMqtt } from '../runtime/mqtt-client';
 import { platformLogin } from '../broker/stores';
 import { warnUnauthenticatedBroker } from '../broker/warn';
+import { createDeviceAuthenticator } from '../broker/authenticator';
 import { redactUrl, serviceAddresses } from '../runtime/services';
 import { onShutdown, exitWith } from '../runtime/process';
 import path from 'node:path';
@@ -56,7 +57,10 @@ async function main() {
       { name: 'temporal', check: async () => void (await connection.workflowService.getSystemInfo({})) },
       { name: 'mqtt', check: async () => { if (!mqtt.connected) throw new Error(`not connected to ${redactUrl(addr.mqttUrl)}`); } },
     ],
-  }, { exports: { concurrency: cfg.EXPORT_CONCURRENCY, stallTimeoutMs: cfg.EXPORT_STALL_TIMEOUT_S * 1000 } });
+  }, {
+    exports: { concurrency: cfg.EXPORT_CONCURRENCY, stallTimeoutMs: cfg.EXPORT_STALL_TIMEOUT_S * 1000 },
+    ...(cfg.MQTT_HTTP_AUTH_SECRET ? { brokerAuth: { secret: cfg.MQTT_HTTP_AUTH_SECRET, authenticator: createDeviceAuthenticator({ db, credentials }) } } : {}),
+  });
 
   const server = await listen(app, cfg.PORT, cfg.HOST, {
     headersTimeoutMs: cfg.HTTP_HEADERS_TIMEOUT_S * 1000,

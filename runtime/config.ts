@@ -31,10 +31,13 @@ const schema = z.object({
   /** The embedded broker's port (MQTT_URL unset): 1884, so that it never meets a broker the machine runs on 1883. */
   MQTT_PORT: port.default(1884),
   /**
-   * How device logins reach an external broker (MQTT_URL set). Today only `none`: the broker is
-   * trusted as private, and start-up warns loudly. (`dynsec` and `http`: docs/broker.md, to come.)
+   * How device logins reach an external broker (MQTT_URL set): `http`, the broker asks the API's
+   * /broker-auth endpoint (EMQX, VerneMQ, mosquitto-go-auth); `none`, the broker is trusted as
+   * private and start-up warns loudly. (`dynsec`: docs/broker.md, not built yet.)
    */
-  MQTT_AUTH: z.enum(['none']).default('none'),
+  MQTT_AUTH: z.enum(['http', 'none']).default('none'),
+  /** The secret a broker sends to the HTTP auth endpoint (`Authorization: Bearer <it>`); when set, /broker-auth is served. */
+  MQTT_HTTP_AUTH_SECRET: z.string().min(24, 'must be at least 24 characters').optional(),
   TEMPORAL_PORT: port.default(7233),
   PUBLIC_URL: url(['http:', 'https:']).optional(),
   /** The broker address devices are given (devices.csv `mqtt_url`); defaults to the broker's. PUBLIC_MQTT_URL is its old name. */
@@ -67,6 +70,9 @@ const schema = z.object({
   /** Downloads (devices.csv, bundle.zip) streamed at once, and how long one may wait on a client that stopped reading. */
   EXPORT_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(4),
   EXPORT_STALL_TIMEOUT_S: z.coerce.number().min(1).max(3_600).default(30),
+}).refine((c) => c.MQTT_AUTH !== 'http' || !c.MQTT_URL || c.MQTT_HTTP_AUTH_SECRET, {
+  path: ['MQTT_HTTP_AUTH_SECRET'],
+  message: 'MQTT_AUTH=http needs it: the secret the broker sends to /broker-auth',
 }).refine((c) => c.HTTP_HEADERS_TIMEOUT_S <= c.HTTP_REQUEST_TIMEOUT_S, {
   path: ['HTTP_HEADERS_TIMEOUT_S'],
   message: 'must not exceed HTTP_REQUEST_TIMEOUT_S (the headers are part of the request)',
