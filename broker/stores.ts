@@ -20,6 +20,6 @@ export function platformLogins(credentials: CredentialDeriver): MqttLogin[] {
  * or the aedes fallback (which asks Postgres itself): nothing to mirror.
  */
 export function credentialStoreFor(cfg: Config, mqttUrl: string): CredentialStore {
-  if (!cfg.MQTT_URL) return mosquittoFilesStore({ dir: embeddedBrokerDir(cfg), url: mqttUrl });
+  if (!cfg.MQTT_URL) return cfg.EMBEDDED_BROKER === 'aedes' ? noCredentialStore : mosquittoFilesStore({ dir: embeddedBrokerDir(cfg), url: mqttUrl });
   return noCredentialStore;
 }

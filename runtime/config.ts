@@ -30,6 +30,8 @@ const schema = z.object({
   EMBEDDED_POSTGRES_PORT: port.default(5433),
   /** The embedded broker's port (MQTT_URL unset): 1884, so that it never meets a broker the machine runs on 1883. */
   MQTT_PORT: port.default(1884),
+  /** Set by `npm start` for its processes: which embedded broker runs (aedes asks Postgres itself: nothing to mirror). */
+  EMBEDDED_BROKER: z.enum(['mosquitto', 'aedes']).default('mosquitto'),
   /**
    * How device logins reach an external broker (MQTT_URL set): `http`, the broker asks the API's
    * /broker-auth endpoint (EMQX, VerneMQ, mosquitto-go-auth); `none`, the broker is trusted as

@@ -52,8 +52,8 @@ async function main() {
     addr.databaseUrl = pg.url;
     stops.unshift(pg.stop);
   }
-  // Children inherit MQTT_URL only for an external broker or aedes; with the embedded Mosquitto
-  // they find its address (MQTT_PORT) and files (DATA_DIR/mosquitto) from the configuration.
+  // With an embedded broker the children find its address (MQTT_PORT) and, for Mosquitto, its
+  // files (DATA_DIR/mosquitto) from the configuration; EMBEDDED_BROKER says which one runs.
   const mqttEnv: Record<string, string> = {};
   if (!cfg.MQTT_URL) {
     // The broker's logins come from Postgres, so it starts after it (and after the migrations).
@@ -76,7 +76,7 @@ async function main() {
       const auth = createDeviceAuthenticator({ db, credentials });
       const broker = await startEmbeddedBroker({ port: cfg.MQTT_PORT, log, auth: aedesAuthHooks(auth) });
       addr.mqttUrl = broker.url;
-      mqttEnv.MQTT_URL = broker.url;
+      mqttEnv.EMBEDDED_BROKER = 'aedes';
       stops.unshift(broker.stop);
     }
   } else if (cfg.MQTT_AUTH === 'none') {
