@@ -1,8 +1,10 @@
 // The activity factory: the worker builds every activity once with its dependencies
 // (Postgres, the Temporal client, the credential deriver); workflows import only the type.
 import type { Client } from '@temporalio/client';
+import type { CredentialStore } from '../broker/credential-store';
 import type { CredentialDeriver } from '../domain/credentials';
 import type { Db } from '../db/knex';
+import { brokerCredentialActivities } from './broker-credentials';
 import { bulkStatusActivities } from './bulk-status';
 import { deviceStatusActivities } from './device-status';
 import { classifyFailures } from './failures';
@@ -13,6 +15,8 @@ export interface ActivityDeps {
   temporal: Client;
   taskQueue: string;
   credentials: CredentialDeriver;
+  /** Where device logins reach the broker (broker/credential-store.ts). */
+  broker: CredentialStore;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -21,6 +25,7 @@ export function createActivities(deps: ActivityDeps) {
     ...provisioningActivities(deps),
     ...deviceStatusActivities(deps),
     ...bulkStatusActivities(deps),
+    ...brokerCredentialActivities(deps),
   });
 }
 

@@ -7,6 +7,8 @@ import { errorHandler, notFoundHandler } from './http/errors';
 import { API_BASE, JSON_BODY_LIMIT, mount, type RouteSpec } from './http/route';
 import { batchRoutes } from './routes/batches';
 import { deviceRoutes } from './routes/devices';
+import { deviceAccessRoutes } from './routes/device-access';
+import { brokerAuthRouter, type BrokerAuthOptions } from '../broker/http-auth';
 import { healthRoutes } from './routes/health';
 import { tokenRoutes } from './routes/tokens';
 import { userRoutes } from './routes/users';
@@ -27,6 +29,8 @@ export interface AppLimits {
   signUp?: SignInLimiter;
   /** Where password hashes run (api/password-gate.ts); one per app by default. */
   passwords?: PasswordGate;
+  /** The brokers' auth endpoint (MQTT_AUTH=http), under /broker-auth; absent: not served. */
+  brokerAuth?: BrokerAuthOptions;
 }
 
 export function buildApp(d: ApiDeps, limits: AppLimits = {}): express.Express {
@@ -47,6 +51,8 @@ export function buildApp(d: ApiDeps, limits: AppLimits = {}): express.Express {
   const api = express.Router();
   mount(root, routes.filter((r) => r.base === ''), authenticate, parseBody);
   mount(api, routes.filter((r) => r.base !== ''), authenticate, parseBody);
+  // A broker's protocol, not the REST API: its own shared secret, outside the route table.
+  if (limits.brokerAuth) app.use('/broker-auth', brokerAuthRouter(limits.brokerAuth));
   app.use(root);
   app.use(API_BASE, api);
   app.use(notFoundHandler);
@@ -57,7 +63,7 @@ export function buildApp(d: ApiDeps, limits: AppLimits = {}): express.Express {
 /** Every route of the API: the table the app, the OpenAPI document and the tenancy test are built from. */
 export function apiRoutes(d: ApiDeps, downloads: ExportGate, authenticate: Authenticate, limiters: { signIn: SignInLimiter; signUp: SignInLimiter; passwords: PasswordGate }): RouteSpec[] {
   const routes: RouteSpec[] = [];
-  routes.push(...healthRoutes(d, () => routes), ...batchRoutes(d, downloads), ...deviceRoutes(d), ...tokenRoutes(d));
+  routes.push(...healthRoutes(d, () => routes), ...batchRoutes(d, downloads), ...deviceRoutes(d), ...deviceAccessRoutes(d), ...tokenRoutes(d));
   routes.push(...deviceControlRoutes(d), ...deviceConfigRoutes(d), ...diagnosticsRoutes(d), ...alertRoutes(d));
   routes.push(...userRoutes(d, limiters, authenticate, limiters.passwords), ...companyRoutes(d), ...auditRoutes(d));
   return routes;

@@ -1,5 +1,6 @@
 // The manufacturer's downloads (devices.csv, bundle.zip): the rows of a batch with their derived
 // credentials, and the limits that keep one slow or hostile client from tying up the server.
+import { deviceMqttUsername } from '../domain/broker-identity';
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -29,6 +30,7 @@ export async function* batchExportRows(db: Db, credentials: CredentialDeriver, b
       color: batch.color,
       createdAt: d.created_at,
       mqttUrl,
+      mqttUsername: deviceMqttUsername(d.id),
     };
   }
 }

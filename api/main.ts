@@ -10,6 +10,9 @@ import { loadConfigOrExit } from '../runtime/config';
 import { loadCredentialDeriver } from '../runtime/device-key';
 import { createLogger } from '../runtime/logger';
 import { connectMqtt } from '../runtime/mqtt-client';
+import { platformLogin } from '../broker/stores';
+import { warnUnauthenticatedBroker } from '../broker/warn';
+import { createDeviceAuthenticator } from '../broker/authenticator';
 import { redactUrl, serviceAddresses } from '../runtime/services';
 import { onShutdown, exitWith } from '../runtime/process';
 import path from 'node:path';
@@ -36,7 +39,8 @@ async function main() {
   // Lazy: the API starts (and /readyz says why it is not ready) while Temporal is still coming up.
   const connection = Connection.lazy({ address: addr.temporalAddress });
   const temporal = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE });
-  const mqtt = connectMqtt(addr.mqttUrl, 'api');
+  const mqtt = connectMqtt(addr.mqttUrl, 'api', platformLogin(credentials, 'rdm-api'));
+  if (cfg.MQTT_URL && cfg.MQTT_AUTH === 'none') warnUnauthenticatedBroker(log);
 
   const app = buildApp({
     db,
@@ -49,13 +53,16 @@ async function main() {
     sessionTtlS: cfg.SESSION_TTL_S,
     devices: new DeviceRequests(mqtt),
     replyTimeoutMs: cfg.DEVICE_REPLY_TIMEOUT_MS,
-    publicMqttUrl: cfg.PUBLIC_MQTT_URL ?? addr.mqttUrl,
+    publicMqttUrl: cfg.MQTT_DEVICE_URL ?? addr.mqttUrl,
     readiness: [
       { name: 'postgres', check: async () => void (await db.raw('select 1')) },
       { name: 'temporal', check: async () => void (await connection.workflowService.getSystemInfo({})) },
       { name: 'mqtt', check: async () => { if (!mqtt.connected) throw new Error(`not connected to ${redactUrl(addr.mqttUrl)}`); } },
     ],
-  }, { exports: { concurrency: cfg.EXPORT_CONCURRENCY, stallTimeoutMs: cfg.EXPORT_STALL_TIMEOUT_S * 1000 } });
+  }, {
+    exports: { concurrency: cfg.EXPORT_CONCURRENCY, stallTimeoutMs: cfg.EXPORT_STALL_TIMEOUT_S * 1000 },
+    ...(cfg.MQTT_HTTP_AUTH_SECRET ? { brokerAuth: { secret: cfg.MQTT_HTTP_AUTH_SECRET, authenticator: createDeviceAuthenticator({ db, credentials }) } } : {}),
+  });
 
   const server = await listen(app, cfg.PORT, cfg.HOST, {
     headersTimeoutMs: cfg.HTTP_HEADERS_TIMEOUT_S * 1000,

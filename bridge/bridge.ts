@@ -140,6 +140,7 @@ export async function startBridge(o: BridgeOptions): Promise<Bridge> {
   const events = createWorkflowEvents({
     signaller: o.signaller,
     routes: o.signalRoutes,
+    statusOf: async (ids) => new Map((await pool.query<{ id: string; status: string }>('SELECT id, status FROM devices WHERE id = ANY ($1::text[])', [ids])).rows.map((r) => [r.id, r.status])),
     log,
     onResult: (result) => metrics.signals.inc({ result }),
   });

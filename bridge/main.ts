@@ -13,6 +13,8 @@ import { exitWith, onShutdown } from '../runtime/process';
 import { redactUrl, serviceAddresses } from '../runtime/services';
 import { startBridge } from './bridge';
 import { defaultBridgeClientId } from './intake';
+import { platformLogin } from '../broker/stores';
+import { loadCredentialDeriver } from '../runtime/device-key';
 import { temporalSignaller, SIGNAL_ROUTES } from './workflow-events';
 
 async function main() {
@@ -26,9 +28,10 @@ async function main() {
     await migrateWhenFree(db);
   } catch (err) {
     exitWith(log, `DATABASE_URL: cannot prepare the database at ${redactUrl(addr.databaseUrl)}: ${(err as Error).message}`);
-  } finally {
-    await db.destroy();
   }
+  const credentials = await loadCredentialDeriver(db, cfg).catch((err: Error) => exitWith(log, err.message));
+  await db.destroy();
+  const login = platformLogin(credentials, 'rdm-bridge');
 
   // Temporal only carries the few device events a workflow waits for: connect lazily, and only
   // when some route needs it.
@@ -38,7 +41,9 @@ async function main() {
   const bridge = await startBridge({
     databaseUrl: addr.databaseUrl,
     mqttUrl: addr.mqttUrl,
-    group: cfg.BRIDGE_SHARE_GROUP,
+    mqttUsername: login.username,
+    mqttPassword: login.password,
+    group: credentials.shareGroup(cfg.BRIDGE_SHARE_GROUP),
     clientId: defaultBridgeClientId(cfg.BRIDGE_ID),
     sessionExpirySeconds: cfg.BRIDGE_SESSION_EXPIRY_S,
     batchRows: cfg.BRIDGE_BATCH_ROWS,

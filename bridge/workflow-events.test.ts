@@ -24,9 +24,23 @@ const events: DeviceEvent[] = [
 ];
 
 describe('workflow events', () => {
-  it('has no route yet: no workflow waits on device events', () => {
-    expect(SIGNAL_ROUTES).toEqual([]);
-    expect(createWorkflowEvents({ signaller: async () => undefined, log }).wants.size).toBe(0);
+  it('reports a connection of a manufactured device to its lifecycle, and of no other', async () => {
+    expect(createWorkflowEvents({ signaller: async () => undefined, log }).wants).toEqual(new Set(['state']));
+    const sent: unknown[][] = [];
+    const asked: string[][] = [];
+    const w = createWorkflowEvents({
+      signaller: async (...a) => void sent.push(a),
+      statusOf: async (ids) => (asked.push(ids), new Map([['D1', 'manufactured'], ['D2', 'free']])),
+      log,
+    });
+    await w.dispatch([
+      { type: 'state', deviceId: 'D1', state: 'init', at: 1 },
+      { type: 'state', deviceId: 'D2', state: 'init', at: 2 },
+      { type: 'state', deviceId: 'D1', state: 'lost', at: 3 },
+    ]);
+    expect(asked).toEqual([['D1', 'D2']]);
+    expect(sent).toEqual([['device-D1', 'deviceConnected', [{ at: 1 }]]]);
+    expect(SIGNAL_ROUTES.map((r) => r.name)).toEqual(['first-connection']);
   });
 
   it('routes only the events a route matches, in order', () => {

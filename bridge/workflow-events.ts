@@ -4,11 +4,14 @@
 // them is committed, so a workflow never hears of something Postgres does not have.
 //
 // Extension point: add a route to SIGNAL_ROUTES (or pass `routes`) when a workflow starts waiting
-// on a device event. No workflow does yet (pairing and OTA arrive in later issues), so the table is
-// empty and the bridge builds no events at all. A route names the event type it wants and maps an
-// event to (workflow ID, signal name, args), or to null when the event is not for any workflow.
+// on a device event. A route names the event type it wants and maps an event to (workflow ID,
+// signal name, args), or to null when the event is not for any workflow; `onlyStatus` keeps it to
+// devices whose Postgres status is one of those (one lookup per dispatch), so that an event every
+// connection makes does not become a signal every connection.
 import type { Client } from '@temporalio/client';
 import type { DeviceState } from '../domain/homie';
+import type { DeviceStatus } from '../domain/device-status';
+import { deviceConnectedSignal, deviceWorkflowId } from '../domain/messages';
 import type { Logger } from '../runtime/logger';
 
 export type DeviceEvent =
@@ -28,18 +31,27 @@ export interface SignalRouteOf<T extends DeviceEventType> {
   /** What it is for, for logs and docs. */
   name: string;
   event: T;
+  /** Only for devices with one of these statuses in Postgres. */
+  onlyStatus?: readonly DeviceStatus[];
   toSignal(event: Extract<DeviceEvent, { type: T }>): SignalTarget | null;
 }
 /** A route for any one event type. */
 export type SignalRoute = { [T in DeviceEventType]: SignalRouteOf<T> }[DeviceEventType];
 
-/**
- * The routing table. Empty: no workflow waits on device events yet. Example of an entry (OTA,
- * when its workflow exists):
- *   { name: 'ota-progress', event: 'value', toSignal: (e) => e.node === 'ota' && e.property === 'progress'
- *       ? { workflowId: `device-update-${e.deviceId}`, signal: 'otaProgress', args: [{ payload: e.payload }] } : null }
- */
-export const SIGNAL_ROUTES: readonly SignalRoute[] = [];
+/** The routing table. */
+export const SIGNAL_ROUTES: readonly SignalRoute[] = [
+  {
+    // A device announcing itself has logged in to the broker: a `manufactured` one's lifecycle
+    // decides whether that makes it `free` (the bridge only reports).
+    name: 'first-connection',
+    event: 'state',
+    onlyStatus: ['manufactured'],
+    toSignal: (e) => (e.state === 'init' || e.state === 'ready' ? { workflowId: deviceWorkflowId(e.deviceId), signal: deviceConnectedSignal.name, args: [{ at: e.at }] } : null),
+  },
+];
+
+/** Reads devices' statuses (for routes with `onlyStatus`). */
+export type StatusLookup = (deviceIds: string[]) => Promise<Map<string, string>>;
 
 /** Sends one signal. The bridge's is Temporal's; tests pass their own. */
 export type Signaller = (workflowId: string, signalName: string, args: unknown[]) => Promise<void>;
@@ -51,12 +63,13 @@ export function temporalSignaller(client: Client): Signaller {
   };
 }
 
-/** Every signal the routes make of these events, in event order. */
-export function routeEvents(events: readonly DeviceEvent[], routes: readonly SignalRoute[]): SignalTarget[] {
+/** Every signal the routes make of these events, in event order (`statuses`: for routes with `onlyStatus`). */
+export function routeEvents(events: readonly DeviceEvent[], routes: readonly SignalRoute[], statuses?: ReadonlyMap<string, string>): SignalTarget[] {
   const out: SignalTarget[] = [];
   for (const e of events) {
     for (const r of routes) {
       if (r.event !== e.type) continue;
+      if (r.onlyStatus && !r.onlyStatus.includes(statuses?.get(e.deviceId) as DeviceStatus)) continue;
       const t = (r.toSignal as (ev: DeviceEvent) => SignalTarget | null)(e);
       if (t) out.push(t);
     }
@@ -74,6 +87,8 @@ export interface WorkflowEvents {
 export function createWorkflowEvents(o: {
   signaller?: Signaller;
   routes?: readonly SignalRoute[];
+  /** Needed by routes with `onlyStatus` (without it they send nothing). */
+  statusOf?: StatusLookup;
   log: Logger;
   onResult?: (result: 'sent' | 'not_found' | 'failed') => void;
   retries?: number;
@@ -110,7 +125,17 @@ export function createWorkflowEvents(o: {
     wants,
     async dispatch(events) {
       if (wants.size === 0 || events.length === 0) return;
-      const targets = routeEvents(events, routes);
+      let statuses: Map<string, string> | undefined;
+      const filtered = new Set(routes.filter((r) => r.onlyStatus).map((r) => r.event));
+      if (filtered.size > 0 && o.statusOf) {
+        const ids = [...new Set(events.filter((e) => filtered.has(e.type)).map((e) => e.deviceId))];
+        try {
+          statuses = ids.length > 0 ? await o.statusOf(ids) : new Map();
+        } catch (err) {
+          o.log.warn({ err: (err as Error).message }, 'could not read device statuses for device events');
+        }
+      }
+      const targets = routeEvents(events, routes, statuses);
       // In order per workflow (a progress sequence must not be reordered), workflows in parallel.
       const byWorkflow = new Map<string, SignalTarget[]>();
       for (const t of targets) {

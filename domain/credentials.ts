@@ -56,9 +56,30 @@ export class CredentialDeriver {
     return base32(mac, chars);
   }
 
+  /** The device's MQTT password (its CSV `secret`) of that generation. */
+  deviceSecret(deviceId: string, generation = 1): string {
+    return this.derive('mqtt-secret', deviceId, generation, DEVICE_SECRET_LENGTH);
+  }
+
+  /** The MQTT password of one of the platform's own clients (domain/broker-identity.ts). */
+  platformPassword(client: string): string {
+    return this.derive('mqtt-platform', client, 0, DEVICE_SECRET_LENGTH);
+  }
+
+  /**
+   * The bridges' MQTT shared-subscription group: the configured name and a key-derived suffix.
+   * Mosquitto's acl_file grants any subscription and filters deliveries, so a device that joined
+   * the bridges' group would be handed a share of the stream and then denied it: those messages
+   * would be lost. A group name no device can know keeps devices out of it.
+   */
+  shareGroup(base: string): string {
+    return `${base}-${this.derive('mqtt-share-group', base, 0, 16).toLowerCase()}`;
+  }
+
   device(deviceId: string, generation = 1): DeviceCredentials {
-    const secret = this.derive('mqtt-secret', deviceId, generation, DEVICE_SECRET_LENGTH);
-    const pairingCode = this.derive('pairing-code', deviceId, generation, PAIRING_CODE_LENGTH);
+    const secret = this.deviceSecret(deviceId, generation);
+    // The pairing code is printed on the label: a secret rotation must not change it.
+    const pairingCode = this.derive('pairing-code', deviceId, 1, PAIRING_CODE_LENGTH);
     return { secret, secretHash: sha256Hex(secret), pairingCode, pairingCodeHash: sha256Hex(pairingCode) };
   }
 }

@@ -1,6 +1,6 @@
 // Workflow IDs, inputs and messages (updates, queries) shared by the API, the activities and
 // the workflows. Defining them once keeps both sides of every call in step.
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Actor, DeviceStatus } from './device-status';
 import type { Batch, NewBatch } from './model';
 
@@ -53,6 +53,28 @@ export interface TransitionResult {
 export const STATUS_NOT_RECORDED = 'status_not_recorded';
 
 export const transitionUpdate = defineUpdate<TransitionResult, [TransitionRequest]>('transition');
+
+/** Failure type of a change to `manufactured` refused because the broker does not have the device's login (nothing changed). */
+export const CREDENTIALS_NOT_SYNCED = 'credentials_not_synced';
+
+export interface BlockRequest {
+  blocked: boolean;
+  actor: Actor;
+  actorId?: string | null;
+}
+export interface BlockResult {
+  deviceId: string;
+  blocked: boolean;
+  changed: boolean;
+}
+/** Blocks (the broker refuses the device and cuts it off) or unblocks a device. */
+export const setBlockedUpdate = defineUpdate<BlockResult, [BlockRequest]>('setBlocked');
+
+/** Rotates the device's MQTT secret; answers the new generation (the API derives the secret: it never enters a history). */
+export const rotateSecretUpdate = defineUpdate<{ deviceId: string; generation: number }, [{ actor: Actor; actorId?: string | null }]>('rotateSecret');
+
+/** The bridge saw the device's first messages of a connection (it authenticated): reported, not decided. */
+export const deviceConnectedSignal = defineSignal<[{ at: number }]>('deviceConnected');
 export const lifecycleStateQuery = defineQuery<LifecycleState>('state');
 
 // ---- Task queues ----
@@ -76,7 +98,7 @@ export const batchWorkflowId = (batchId: string) => `batch-${batchId}`;
 export interface BatchProvisioningInput {
   batch: NewBatch;
   /** Resume point carried over by continueAsNew. */
-  progress?: { devicesCreated: number; workflowsStarted: number };
+  progress?: { devicesCreated: number; workflowsStarted: number; credentialsSynced?: number };
 }
 
 /** Sent with the start (update-with-start): answers once the batch row exists, so a 201 is never a lie. */

@@ -126,7 +126,7 @@ describe('a round trip through the reference firmware', () => {
       DEVICE_CSV_COLUMNS.forEach((c, j) => expect(p[c]).toBe(expected[j] ?? ''));
     });
     const device = provisioningRows(await collect(syntheticFrom(rows)))[4]!;
-    expect(device).toEqual({ deviceId: rows[4]!.deviceId, secret: rows[4]!.secret, mqttUrl: 'mqtt://broker.example:1883', pairingCode: rows[4]!.pairingCode, model: rows[4]!.model });
+    expect(device).toEqual({ deviceId: rows[4]!.deviceId, mqttUsername: rows[4]!.deviceId.toLowerCase(), secret: rows[4]!.secret, mqttUrl: 'mqtt://broker.example:1883', pairingCode: rows[4]!.pairingCode, model: rows[4]!.model });
   });
 
   it('finds no cell a spreadsheet would evaluate, whatever the separator', async () => {
@@ -162,6 +162,7 @@ describe('batchCsv', () => {
         row.color,
         '2025-01-15T08:30:00.000Z',
         '',
+        row.deviceId.toLowerCase(),
       ],
     ]);
   });

@@ -13,8 +13,10 @@ export interface DeviceExportRow {
   model: string | null;
   color: string | null;
   createdAt: Date;
-  /** The broker this device connects to (PUBLIC_MQTT_URL); null when the platform does not know it. */
+  /** The broker this device connects to (MQTT_DEVICE_URL); null when the platform does not know it. */
   mqttUrl: string | null;
+  /** The device's MQTT username (its Homie ID: domain/broker-identity.ts). */
+  mqttUsername: string;
 }
 
 /** Where the device's QR image sits inside the bundle; also the CSV's qr_file column. */
@@ -36,6 +38,7 @@ export const DEVICE_CSV_COLUMNS = [
   'color',
   'created_at',
   'mqtt_url',
+  'mqtt_username',
 ] as const;
 
 /** Values in DEVICE_CSV_COLUMNS order. */
@@ -54,5 +57,6 @@ export function deviceCsvValues(row: DeviceExportRow): (string | null)[] {
     row.color,
     row.createdAt.toISOString(),
     row.mqttUrl,
+    row.mqttUsername,
   ];
 }

@@ -25,6 +25,7 @@ export function syntheticRow(index: number): DeviceExportRow {
     color: index % 2 ? 'white' : 'black',
     createdAt: CREATED_AT,
     mqttUrl: null,
+    mqttUsername: deviceId.toLowerCase(),
   };
 }
 

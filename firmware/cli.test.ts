@@ -1,5 +1,6 @@
 // The two command lines as an operator runs them: a device from devices.csv until SIGTERM, and a
 // small fleet for a fixed duration.
+import { registerDevices } from '../test/support/broker';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -44,7 +45,8 @@ it('main.ts: runs the device of a devices.csv row (broker from mqtt_url), serves
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fw-cli-'));
   const rows = [syntheticRow(Date.now() % 100_000), syntheticRow((Date.now() % 100_000) + 1)];
   const file = path.join(dir, 'devices.csv');
-  fs.writeFileSync(file, csvLine(DEVICE_CSV_COLUMNS) + rows.map((r) => csvLine(deviceCsvValues({ ...r, mqttUrl: url }))).join(''));
+  await registerDevices(rows);
+  fs.writeFileSync(file, csvLine(DEVICE_CSV_COLUMNS) + rows.map((r) => csvLine(deviceCsvValues({ ...r, mqttUrl: testEnv().brokerUrl }))).join(''));
   const id = rows[1]!.deviceId;
   const w = await TreeWatcher.open(url, topics.deviceAll(id));
   const { proc, lines, exit } = run(['firmware/main.ts', '--file', file, '--row', '2', '--model', 'lock', '--homie', '3.0', '--admin-port', '0', '--state-dir', dir, '--interval', '1000']);
@@ -72,7 +74,8 @@ it('main.ts: a SIGKILL of the launcher (tsx) powers the device off: last will, n
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fw-cli-'));
   const row = syntheticRow((Date.now() % 100_000) + 2);
   const file = path.join(dir, 'device.json');
-  fs.writeFileSync(file, JSON.stringify({ deviceId: row.deviceId, secret: row.secret, mqttUrl: url, model: 'thermostat' }));
+  await registerDevices([row]);
+  fs.writeFileSync(file, JSON.stringify({ deviceId: row.deviceId, secret: row.secret, mqttUrl: testEnv().brokerUrl, model: 'thermostat' }));
   const id = row.deviceId;
   const w = await TreeWatcher.open(url, topics.deviceAll(id));
   const { proc } = run(['firmware/main.ts', '--file', file]);

@@ -8,11 +8,14 @@ import { parseCommandResult, parseLog, parseReportedConfig, type CommandResultMe
 import { newDeviceId } from '../domain/ids';
 import { RDM_EXTENSION_ID, topics } from '../domain/topics';
 import { testEnv } from '../test/support/env';
+import { registerDevices } from '../test/support/broker';
 import { Device, type DeviceOptions } from './device';
 import { getModel } from './models';
 import { clearRetained, plainClient, TreeWatcher } from './testing/mqtt-watch';
 
+/** Watchers log in as the tools client; devices with their own logins, on the plain address. */
 const url = testEnv().mqttUrl;
+const deviceUrl = testEnv().brokerUrl;
 const created: string[] = [];
 const running: Device[] = [];
 const watchers: TreeWatcher[] = [];
@@ -23,7 +26,8 @@ async function boot(opts: Partial<DeviceOptions> & { model?: DeviceOptions['mode
   created.push(id);
   const w = await TreeWatcher.open(url, topics.deviceAll(id));
   watchers.push(w);
-  const d = new Device({ deviceId: id, secret: 'secret', mqttUrl: url, model: 'ev-charger', publishIntervalMs: 60_000, ...opts });
+  await registerDevices([{ deviceId: id, secret: 'secret' }]);
+  const d = new Device({ deviceId: id, secret: 'secret', mqttUrl: deviceUrl, model: 'ev-charger', publishIntervalMs: 60_000, ...opts });
   running.push(d);
   d.start();
   await d.waitConnected(10_000);
@@ -200,7 +204,7 @@ describe('commands and configuration', () => {
       const saved = JSON.parse(fs.readFileSync(path.join(stateDir, `${id}.json`), 'utf8')) as { configVersion: number; values: Record<string, unknown> };
       expect(saved.configVersion).toBe(8);
       expect(saved.values['charger/relay']).toBe(true);
-      const d2 = new Device({ deviceId: id, secret: 'secret', mqttUrl: url, model: 'ev-charger', stateDir, publishIntervalMs: 60_000 });
+      const d2 = new Device({ deviceId: id, secret: 'secret', mqttUrl: deviceUrl, model: 'ev-charger', stateDir, publishIntervalMs: 60_000 });
       running.push(d2);
       expect(d2.value('charger', 'relay')).toBe(true);
       expect(d2.snapshot().config).toEqual({ version: 8, settings: desired.settings });

@@ -15,6 +15,7 @@ import { encodeValue, type DeviceState, type HomieValue, type ValueCheck } from 
 import { isDeviceId } from '../domain/ids';
 import { deviceInboundFilters, parseTopic, topics } from '../domain/topics';
 import { connectMqtt } from '../runtime/mqtt-client';
+import { deviceMqttUsername } from '../domain/broker-identity';
 import type { Logger } from '../runtime/logger';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff';
 import { runDiagnostic, type DiagnosticsHost, type SelfTestCheck } from './diagnostics';
@@ -32,6 +33,8 @@ export type { HomieMode };
 
 export interface DeviceOptions {
   deviceId: string;
+  /** The broker login's username (devices.csv `mqtt_username`). Default: the Homie ID (the device ID in lowercase). */
+  mqttUsername?: string;
   secret: string;
   mqttUrl: string;
   /** A registered model name (firmware/models) or a model object. */
@@ -346,7 +349,7 @@ export class Device extends EventEmitter {
     this.status = 'connecting';
     const opts: IClientOptions = {
       clientId: this.o.clientId ?? this.deviceId,
-      username: this.deviceId,
+      username: this.o.mqttUsername ?? deviceMqttUsername(this.deviceId),
       password: this.o.secret,
       protocolVersion: this.o.protocolVersion ?? 4,
       clean: true,

@@ -4,7 +4,7 @@
 //     [--mix '{"ev-charger":0.5,"thermostat":0.3,"lock":0.2}']
 //     [--rate <fleet msg/s> | --device-rate <msg/s per device> | --interval <ms>]
 //     [--connect-rate 200] [--qos 0|1] [--homie 4.0|3.0] [--bench] [--duration <s>]
-//     [--report-every 5] [--broker mqtt://host:1883]
+//     [--report-every 5] [--broker mqtt://host:1884]
 //
 // Generated devices (--count) only work with a broker that lets anyone in. Each device is one TCP
 // connection: `ulimit -n` (20000 on the project's machine) bounds how many one process can run.

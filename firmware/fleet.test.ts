@@ -5,6 +5,7 @@
 import { parseTopic, topics } from '../domain/topics';
 import { testEnv } from '../test/support/env';
 import { assignModels, Fleet, generateCredentials } from './fleet';
+import { registerDevices } from '../test/support/broker';
 import { clearRetained, plainClient } from './testing/mqtt-watch';
 
 const url = testEnv().mqttUrl;
@@ -22,6 +23,7 @@ it('assigns models in the mix proportions, interleaved', () => {
 
 it('200 devices connect; publishing is paced; every value published arrives exactly once', async () => {
   const creds = generateCredentials(200);
+  await registerDevices(creds);
   const ids = new Set(creds.map((c) => c.deviceId));
   const received = new Map<string, number>(); // "<id>/<node>/<property>" → count
   const sub = await plainClient(url);
@@ -38,7 +40,7 @@ it('200 devices connect; publishing is paced; every value published arrives exac
   const target = 2_000;
   const expectedProperties = 100 * 6 + 60 * 4 + 40 * 3; // every property of every model in the mix
   let startedAt = 0;
-  const fleet = new Fleet({ devices: creds, mqttUrl: url, mix: { 'ev-charger': 0.5, thermostat: 0.3, lock: 0.2 }, targetRate: target, connectRate: 500, qos: 1 });
+  const fleet = new Fleet({ devices: creds, mqttUrl: testEnv().brokerUrl, mix: { 'ev-charger': 0.5, thermostat: 0.3, lock: 0.2 }, targetRate: target, connectRate: 500, qos: 1 });
   try {
     expect(fleet.targetRate).toBeCloseTo(target, 6);
     expect(fleet.stats().models).toEqual({ 'ev-charger': 100, thermostat: 60, lock: 40 });

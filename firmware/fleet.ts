@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { newDeviceId } from '../domain/ids';
+import { DEFAULT_MQTT_URL } from './provisioning';
 import type { BackoffOptions } from './backoff';
 import { Device, type HomieMode } from './device';
 import { findModel, getModel, MODEL_NAMES } from './models';
@@ -17,6 +18,8 @@ import { TimerWheel, type WheelEntry } from './timer-wheel';
 
 export interface FleetCredential {
   deviceId: string;
+  /** devices.csv `mqtt_username`; default the Homie ID. */
+  mqttUsername?: string | null;
   secret: string;
   /** Overrides FleetOptions.mqttUrl (e.g. the `mqtt_url` column of devices.csv). */
   mqttUrl?: string | null;
@@ -107,7 +110,7 @@ export function assignModels(n: number, mix: Record<string, number>): string[] {
   return out;
 }
 
-/** Fresh credentials for a broker that takes anyone (the project's test and bench brokers). */
+/** Fresh credentials: give them to the broker (test/support/broker.ts registerDevices) before the fleet connects. */
 export function generateCredentials(n: number): FleetCredential[] {
   const seen = new Set<string>();
   const out: FleetCredential[] = [];
@@ -163,8 +166,9 @@ export class Fleet {
       this.periods.push(period);
       const d = new Device({
         deviceId: cred.deviceId,
+        ...(cred.mqttUsername ? { mqttUsername: cred.mqttUsername } : {}),
         secret: cred.secret,
-        mqttUrl: cred.mqttUrl || o.mqttUrl || 'mqtt://127.0.0.1:1883',
+        mqttUrl: cred.mqttUrl || o.mqttUrl || DEFAULT_MQTT_URL,
         model,
         homie: o.homie,
         publishIntervalMs: period,

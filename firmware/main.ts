@@ -2,10 +2,10 @@
 //
 //   npx tsx firmware/main.ts --file devices.csv --device <ID> [--row <n>] [--model ev-charger]
 //     [--homie 3.0] [--admin-port 8080] [--admin-host 127.0.0.1] [--admin-auth]
-//     [--state-dir DIR] [--interval 5000] [--qos 0|1] [--broker mqtt://host:1883] [--log-level info]
+//     [--state-dir DIR] [--interval 5000] [--qos 0|1] [--broker mqtt://host:1884] [--log-level info]
 //
 // The broker is the file's `mqtt_url` when it has one, else --broker, else MQTT_URL, else
-// mqtt://127.0.0.1:1883.
+// mqtt://127.0.0.1:1884 (the platform's embedded broker).
 import { parseArgs } from 'node:util';
 import { createLogger } from '../runtime/logger';
 import { homieArg, intArg, qosArg } from './cli-args';
@@ -52,6 +52,7 @@ async function main(): Promise<void> {
 
   const device = new Device({
     deviceId: p.deviceId,
+    mqttUsername: p.mqttUsername,
     secret: p.secret,
     mqttUrl: p.mqttUrl,
     model: modelName,

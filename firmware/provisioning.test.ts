@@ -75,6 +75,7 @@ describe('devices.csv as the platform exports it', () => {
     const third = pickDevice(all, { device: rows[2]!.deviceId.toLowerCase() });
     expect(third).toEqual({
       deviceId: rows[2]!.deviceId,
+      mqttUsername: rows[2]!.deviceId.toLowerCase(),
       secret: rows[2]!.secret,
       mqttUrl: 'mqtt://broker.example:1884',
       pairingCode: rows[2]!.pairingCode,
@@ -111,7 +112,7 @@ describe('devices.csv as the platform exports it', () => {
       expect(loadProvisioningList(csv)).toHaveLength(rows.length);
       const json = path.join(dir, 'device.json');
       fs.writeFileSync(json, JSON.stringify({ deviceId: rows[0]!.deviceId, secret: 's3cret', mqttUrl: 'mqtt://j:3', pairingCode: 'ABCD', model: 'lock' }));
-      expect(loadProvisioning(json, {})).toEqual({ deviceId: rows[0]!.deviceId, secret: 's3cret', mqttUrl: 'mqtt://j:3', pairingCode: 'ABCD', model: 'lock' });
+      expect(loadProvisioning(json, {})).toEqual({ deviceId: rows[0]!.deviceId, mqttUsername: rows[0]!.deviceId.toLowerCase(), secret: 's3cret', mqttUrl: 'mqtt://j:3', pairingCode: 'ABCD', model: 'lock' });
       expect(() => loadProvisioning(json, { device: rows[1]!.deviceId })).toThrow(/is for/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -125,6 +126,7 @@ describe('devices.csv as the platform exports it', () => {
     expect(() => parseProvisioningJson(JSON.stringify({ deviceId: 'ABCDEFGHJKMN', secret: 's', mqttUrl: 'http://x' }))).toThrow(/not an MQTT URL/);
     expect(parseProvisioningJson(JSON.stringify({ deviceId: 'ABCDEFGHJKMN', secret: 's' }), { env: {} })).toEqual({
       deviceId: 'ABCDEFGHJKMN',
+      mqttUsername: 'abcdefghjkmn',
       secret: 's',
       mqttUrl: DEFAULT_MQTT_URL,
       pairingCode: null,

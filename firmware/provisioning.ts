@@ -5,14 +5,18 @@ import fs from 'node:fs';
 import { z } from 'zod';
 import { isDeviceId } from '../domain/ids';
 import { DEVICE_CSV_COLUMNS } from '../files/device-export';
+import { deviceMqttUsername } from '../domain/broker-identity';
 import { csvObjects } from './csv-read';
 
-export const DEFAULT_MQTT_URL = 'mqtt://127.0.0.1:1883';
+/** The platform's embedded broker on this machine (MQTT_PORT's default). */
+export const DEFAULT_MQTT_URL = 'mqtt://127.0.0.1:1884';
 /** The broker column of devices.csv (older exports lack it: then --broker / MQTT_URL). */
 export const MQTT_URL_COLUMN = 'mqtt_url' satisfies (typeof DEVICE_CSV_COLUMNS)[number];
 
 export interface Provisioning {
   deviceId: string;
+  /** The broker login's username (devices.csv `mqtt_username`); the Homie ID when absent. */
+  mqttUsername: string;
   secret: string;
   mqttUrl: string;
   pairingCode: string | null;
@@ -51,6 +55,7 @@ function fromRow(row: Record<string, string>, src: ProvisioningSource): Provisio
   if (!secret) throw new Error(`devices.csv: device ${deviceId} has no secret`);
   return {
     deviceId,
+    mqttUsername: row[col('mqtt_username')] || deviceMqttUsername(deviceId),
     secret,
     mqttUrl: checkUrl(row[MQTT_URL_COLUMN] || fallbackBrokerUrl(src)),
     pairingCode: row[col('pairing_code')] || null,
@@ -86,6 +91,7 @@ const ProvisioningJson = z.object({
   deviceId: z.string().refine(isDeviceId, 'not a device ID'),
   secret: z.string().min(1),
   mqttUrl: z.string().min(1).nullish(),
+  mqttUsername: z.string().min(1).nullish(),
   pairingCode: z.string().nullish(),
   model: z.string().nullish(),
 });
@@ -101,6 +107,7 @@ export function parseProvisioningJson(text: string, src: ProvisioningSource = {}
   if (!r.success) throw new Error(`provisioning file: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
   return {
     deviceId: r.data.deviceId,
+    mqttUsername: r.data.mqttUsername || deviceMqttUsername(r.data.deviceId),
     secret: r.data.secret,
     mqttUrl: checkUrl(r.data.mqttUrl || fallbackBrokerUrl(src)),
     pairingCode: r.data.pairingCode ?? null,

@@ -32,11 +32,22 @@ const schema = z.object({
   DATA_DIR: z.string().min(1).default('./data'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   EMBEDDED_POSTGRES_PORT: port.default(5433),
-  EMBEDDED_MQTT_PORT: port.default(1883),
+  /** The embedded broker's port (MQTT_URL unset): 1884, so that it never meets a broker the machine runs on 1883. */
+  MQTT_PORT: port.default(1884),
+  /** Set by `npm start` for its processes: which embedded broker runs (aedes asks Postgres itself: nothing to mirror). */
+  EMBEDDED_BROKER: z.enum(['mosquitto', 'aedes']).default('mosquitto'),
+  /**
+   * How device logins reach an external broker (MQTT_URL set): `http`, the broker asks the API's
+   * /broker-auth endpoint (EMQX, VerneMQ, mosquitto-go-auth); `none`, the broker is trusted as
+   * private and start-up warns loudly. (`dynsec`: docs/broker.md, not built yet.)
+   */
+  MQTT_AUTH: z.enum(['http', 'none']).default('none'),
+  /** The secret a broker sends to the HTTP auth endpoint (`Authorization: Bearer <it>`); when set, /broker-auth is served. */
+  MQTT_HTTP_AUTH_SECRET: z.string().min(24, 'must be at least 24 characters').optional(),
   TEMPORAL_PORT: port.default(7233),
   PUBLIC_URL: url(['http:', 'https:']).optional(),
-  /** The broker address devices are given (devices.csv `mqtt_url`); defaults to MQTT_URL. */
-  PUBLIC_MQTT_URL: url(['mqtt:', 'mqtts:', 'tcp:', 'ws:', 'wss:']).optional(),
+  /** The broker address devices are given (devices.csv `mqtt_url`); defaults to the broker's. PUBLIC_MQTT_URL is its old name. */
+  MQTT_DEVICE_URL: url(['mqtt:', 'mqtts:', 'tcp:', 'ws:', 'wss:']).optional(),
   /** MQTT 5 shared-subscription group: bridges in one group split the device stream. */
   BRIDGE_SHARE_GROUP: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, - and _ only').default('rdm-bridge'),
   /** Telemetry rows written per database round trip, and the longest a row waits for one. */
@@ -67,6 +78,9 @@ const schema = z.object({
   /** Downloads (devices.csv, bundle.zip) streamed at once, and how long one may wait on a client that stopped reading. */
   EXPORT_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(4),
   EXPORT_STALL_TIMEOUT_S: z.coerce.number().min(1).max(3_600).default(30),
+}).refine((c) => c.MQTT_AUTH !== 'http' || !c.MQTT_URL || c.MQTT_HTTP_AUTH_SECRET, {
+  path: ['MQTT_HTTP_AUTH_SECRET'],
+  message: 'MQTT_AUTH=http needs it: the secret the broker sends to /broker-auth',
 }).refine((c) => c.HTTP_HEADERS_TIMEOUT_S <= c.HTTP_REQUEST_TIMEOUT_S, {
   path: ['HTTP_HEADERS_TIMEOUT_S'],
   message: 'must not exceed HTTP_REQUEST_TIMEOUT_S (the headers are part of the request)',
@@ -85,7 +99,10 @@ export class ConfigError extends Error {
 
 /** Parses the environment. Empty strings count as unset, so `FOO= npm start` means "default". */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const input = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const input: Record<string, string> = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''));
+  // Old names, kept as aliases.
+  if (input.PUBLIC_MQTT_URL && !input.MQTT_DEVICE_URL) input.MQTT_DEVICE_URL = input.PUBLIC_MQTT_URL;
+  delete input.PUBLIC_MQTT_URL;
   const parsed = schema.safeParse(input);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));

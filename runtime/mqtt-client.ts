@@ -10,6 +10,8 @@ export function connectMqtt(url: string, role: string, opts: IClientOptions = {}
     protocolVersion: 4, // MQTT 3.1.1: the embedded broker (aedes) speaks no MQTT 5
     reconnectPeriod: 1_000,
     connectTimeout: 5_000,
+    // A login given here wins over one in the URL (mqtt.js would let the URL's override it).
+    ...(opts.username !== undefined ? { auth: undefined } : {}),
     ...opts,
   });
   client.on('connect', () => (client.stream as Socket).setNoDelay?.(true));

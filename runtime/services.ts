@@ -1,5 +1,6 @@
 // Where the external services are: the configured URLs, or the embedded defaults that
 // `npm start` brings up (so `npm run api` / `npm run worker` alone find them too).
+import path from 'node:path';
 import type { Config } from './config';
 
 export interface ServiceAddresses {
@@ -17,7 +18,7 @@ export function embeddedDatabaseUrl(port: number): string {
 export function serviceAddresses(cfg: Config): ServiceAddresses {
   return {
     databaseUrl: cfg.DATABASE_URL ?? embeddedDatabaseUrl(cfg.EMBEDDED_POSTGRES_PORT),
-    mqttUrl: cfg.MQTT_URL ?? `mqtt://127.0.0.1:${cfg.EMBEDDED_MQTT_PORT}`,
+    mqttUrl: cfg.MQTT_URL ?? `mqtt://127.0.0.1:${cfg.MQTT_PORT}`,
     temporalAddress: cfg.TEMPORAL_ADDRESS ?? `127.0.0.1:${cfg.TEMPORAL_PORT}`,
   };
 }
@@ -31,4 +32,9 @@ export function redactUrl(url: string): string {
   } catch {
     return url;
   }
+}
+
+/** The embedded Mosquitto's files (password, ACL, pid): one place, known to every process. */
+export function embeddedBrokerDir(cfg: Pick<Config, 'DATA_DIR'>): string {
+  return path.join(cfg.DATA_DIR, 'mosquitto');
 }

@@ -6,8 +6,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfigOrExit } from '../runtime/config';
 import { createLogger } from '../runtime/logger';
-import { connectMqtt } from '../runtime/mqtt-client';
-import { redactUrl, serviceAddresses } from '../runtime/services';
+import { embeddedBrokerDir, redactUrl, serviceAddresses } from '../runtime/services';
+import { createDb } from '../db/knex';
+import { migrateWhenFree } from '../db/migrate';
+import { loadCredentialDeriver } from '../runtime/device-key';
+import { rebuildMosquittoAuth } from '../broker/rebuild';
+import { createDeviceAuthenticator, aedesAuthHooks } from '../broker/authenticator';
+import { warnUnauthenticatedBroker } from '../broker/warn';
 import { Supervisor } from '../runtime/supervisor';
 import { startEmbeddedPostgres } from '../runtime/embedded/postgres';
 import { startEmbeddedBroker } from '../runtime/embedded/mqtt-broker';
@@ -17,22 +22,6 @@ import { ADMIN_TOKEN_FILE } from '../api/bootstrap-admin';
 import { acquirePidLock } from '../runtime/pid-lock';
 
 const ROOT = path.resolve(__dirname, '..');
-
-/** True when an MQTT broker already answers at `url` (e.g. a Mosquitto the machine runs). */
-function brokerAnswers(url: string, timeoutMs = 1_500): Promise<boolean> {
-  return new Promise((resolve) => {
-    const client = connectMqtt(url, 'probe', { reconnectPeriod: 0, connectTimeout: timeoutMs });
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      client.end(true);
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    client.once('connect', () => done(true));
-    client.once('error', () => done(false));
-    client.once('close', () => done(false));
-  });
-}
 
 async function waitForReady(url: string, timeoutMs = 120_000): Promise<boolean> {
   const until = Date.now() + timeoutMs;
@@ -63,24 +52,35 @@ async function main() {
     addr.databaseUrl = pg.url;
     stops.unshift(pg.stop);
   }
+  // With an embedded broker the children find its address (MQTT_PORT) and, for Mosquitto, its
+  // files (DATA_DIR/mosquitto) from the configuration; EMBEDDED_BROKER says which one runs.
+  const mqttEnv: Record<string, string> = {};
   if (!cfg.MQTT_URL) {
-    if (await brokerAnswers(addr.mqttUrl)) {
-      log.info({ url: addr.mqttUrl }, 'an MQTT broker already answers there: using it (set MQTT_URL to choose another)');
+    // The broker's logins come from Postgres, so it starts after it (and after the migrations).
+    const db = createDb(addr.databaseUrl, { min: 0, max: 2 });
+    stops.unshift(() => db.destroy());
+    await migrateWhenFree(db);
+    const credentials = await loadCredentialDeriver(db, cfg);
+    const bin = findMosquitto();
+    if (bin) {
+      const dir = embeddedBrokerDir(cfg);
+      const { devices } = await rebuildMosquittoAuth(db, credentials, dir);
+      log.info({ bin, devices }, 'starting Mosquitto as the embedded MQTT broker (per-device authentication)');
+      const broker = await startMosquitto({ bin, port: cfg.MQTT_PORT, dir, authDir: dir, persistent: true, log });
+      addr.mqttUrl = broker.url;
+      stops.unshift(broker.stop);
     } else {
-      const bin = findMosquitto();
-      if (bin) {
-        log.info({ bin }, 'starting Mosquitto as the embedded MQTT broker');
-        const broker = await startMosquitto({ bin, port: cfg.EMBEDDED_MQTT_PORT, dir: path.join(cfg.DATA_DIR, 'mosquitto'), persistent: true, log });
-        addr.mqttUrl = broker.url;
-        stops.unshift(broker.stop);
-      } else {
-        // No MQTT 5 here: the bridge falls back to one plain subscription (one bridge only).
-        log.info('starting the embedded MQTT broker (aedes; install mosquitto for MQTT 5)');
-        const broker = await startEmbeddedBroker({ port: cfg.EMBEDDED_MQTT_PORT, log });
-        addr.mqttUrl = broker.url;
-        stops.unshift(broker.stop);
-      }
+      // No MQTT 5 here: the bridge falls back to one plain subscription (one bridge only). Its
+      // hooks ask Postgres, so the other processes have nothing to mirror (as with MQTT_AUTH=http).
+      log.info('starting the embedded MQTT broker (aedes with per-device authentication; install mosquitto for MQTT 5)');
+      const auth = createDeviceAuthenticator({ db, credentials });
+      const broker = await startEmbeddedBroker({ port: cfg.MQTT_PORT, log, auth: aedesAuthHooks(auth) });
+      addr.mqttUrl = broker.url;
+      mqttEnv.EMBEDDED_BROKER = 'aedes';
+      stops.unshift(broker.stop);
     }
+  } else if (cfg.MQTT_AUTH === 'none') {
+    warnUnauthenticatedBroker(log);
   }
   if (!cfg.TEMPORAL_ADDRESS) {
     log.info('starting the Temporal dev server');
@@ -90,7 +90,7 @@ async function main() {
     stops.unshift(t.stop);
   }
 
-  const env = { ...process.env, DATABASE_URL: addr.databaseUrl, MQTT_URL: addr.mqttUrl, TEMPORAL_ADDRESS: addr.temporalAddress, DATA_DIR: cfg.DATA_DIR };
+  const env = { ...process.env, DATABASE_URL: addr.databaseUrl, ...mqttEnv, TEMPORAL_ADDRESS: addr.temporalAddress, DATA_DIR: cfg.DATA_DIR };
   const supervisor = new Supervisor(log);
   supervisor.start({ name: 'worker', entry: 'worker/main.ts', env });
   supervisor.start({ name: 'api', entry: 'api/main.ts', env });

@@ -1,7 +1,18 @@
 // Client-side calls on device lifecycle workflows, shared by the API and the activities.
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import { WorkflowNotFoundError, type SearchAttributePair } from '@temporalio/common';
-import { deviceWorkflowId, transitionUpdate, type DeviceLifecycleInput, type TransitionRequest, type TransitionResult } from '../domain/messages';
+import {
+  deviceWorkflowId,
+  rotateSecretUpdate,
+  setBlockedUpdate,
+  transitionUpdate,
+  type BlockRequest,
+  type BlockResult,
+  type DeviceLifecycleInput,
+  type TransitionRequest,
+  type TransitionResult,
+} from '../domain/messages';
+import type { Actor } from '../domain/device-status';
 import { SA } from '../domain/search-attributes';
 import type { deviceLifecycle } from '../workflows/device-lifecycle';
 import { toAppError } from './errors';
@@ -69,7 +80,21 @@ async function recreateIfLost(client: Client, deviceId: string): Promise<boolean
  * A lost workflow is re-created from Postgres and asked once more.
  */
 export async function transitionDevice(client: Client, deviceId: string, req: TransitionRequest, updateId?: string): Promise<TransitionResult> {
-  const ask = () => client.workflow.getHandle(deviceWorkflowId(deviceId)).executeUpdate(transitionUpdate, { args: [req], updateId });
+  return askLifecycle(client, deviceId, () => client.workflow.getHandle(deviceWorkflowId(deviceId)).executeUpdate(transitionUpdate, { args: [req], updateId }));
+}
+
+/** Blocks or unblocks the device through its workflow (Postgres, the broker, then the workflow's flag). */
+export async function setDeviceBlocked(client: Client, deviceId: string, req: BlockRequest): Promise<BlockResult> {
+  return askLifecycle(client, deviceId, () => client.workflow.getHandle(deviceWorkflowId(deviceId)).executeUpdate(setBlockedUpdate, { args: [req] }));
+}
+
+/** Rotates the device's MQTT secret; the new generation (the caller derives the secret). */
+export async function rotateDeviceSecret(client: Client, deviceId: string, req: { actor: Actor; actorId?: string | null }): Promise<{ generation: number }> {
+  return askLifecycle(client, deviceId, () => client.workflow.getHandle(deviceWorkflowId(deviceId)).executeUpdate(rotateSecretUpdate, { args: [req] }));
+}
+
+/** One call on the device's workflow: a lost workflow is re-created and asked once more; refusals become domain errors. */
+async function askLifecycle<T>(client: Client, deviceId: string, ask: () => Promise<T>): Promise<T> {
   try {
     try {
       return await ask();

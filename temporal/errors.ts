@@ -3,7 +3,7 @@
 import { isGrpcServiceError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
 import { AppError, ConflictError, UnavailableError } from '../domain/errors';
-import { STATUS_NOT_RECORDED } from '../domain/messages';
+import { CREDENTIALS_NOT_SYNCED, STATUS_NOT_RECORDED } from '../domain/messages';
 
 /** Codes that workflow update handlers and validators use, with the HTTP status each stands for. */
 const REFUSAL_STATUS: Record<string, number> = {
@@ -12,6 +12,8 @@ const REFUSAL_STATUS: Record<string, number> = {
   forbidden_transition: 403,
   // Postgres refused the write (the workflow is unchanged): the request cannot succeed as sent.
   [STATUS_NOT_RECORDED]: 422,
+  // The broker could not take the device's login (it is down): nothing changed, try again.
+  [CREDENTIALS_NOT_SYNCED]: 503,
 };
 
 /** gRPC status codes (grpc-js `status`) that mean the server could not be reached in time. */

@@ -10,6 +10,9 @@ import { freePort } from '../runtime/embedded/free-port';
 import { startTemporalDevServer } from '../runtime/embedded/temporal-dev-server';
 import { findMosquitto, startMosquitto } from '../runtime/embedded/mosquitto';
 import { createLogger } from '../runtime/logger';
+import { CredentialDeriver } from '../domain/credentials';
+import { prepareMosquittoAuth } from '../broker/mosquitto-files';
+import { platformLogins } from '../broker/stores';
 import { WORKFLOWS_PATH } from '../worker/create-worker';
 import { TEST_ENV_VAR, type TestEnv } from './support/env';
 
@@ -34,29 +37,42 @@ export default async function globalSetup(): Promise<void> {
     startTemporalDevServer({ root, dataDir: null, port: await freePort(), uiPort: await freePort(), namespace: 'default', ui: false, log }),
     bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') }),
   ]);
-  // A Mosquitto of the run's own (MQTT 5, TCP_NODELAY, nothing retained from earlier runs); the
-  // machine's broker when there is no binary; TEST_MQTT_URL to choose.
-  let mqttUrl = process.env.TEST_MQTT_URL;
+  // A Mosquitto of the run's own, configured as the product's embedded one (per-device logins and
+  // ACL, MQTT 5, TCP_NODELAY), with nothing retained from earlier runs. The machine's anonymous
+  // broker when there is no binary; TEST_MQTT_URL to choose.
+  const deviceSecretKey = 'test-device-secret-key-0123456789abcdef0123456789';
+  const credentials = new CredentialDeriver(Buffer.from(deviceSecretKey));
+  let brokerUrl = process.env.TEST_MQTT_URL;
+  let brokerDir: string | null = null;
   let stopBroker = async () => undefined as void;
-  if (!mqttUrl) {
+  if (!brokerUrl) {
     const bin = findMosquitto();
     if (bin) {
-      const broker = await startMosquitto({ bin, port: await freePort(), dir: fs.mkdtempSync(path.join(os.tmpdir(), 'rdm-mosquitto-')), persistent: false, log });
-      mqttUrl = broker.url;
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rdm-mosquitto-'));
+      prepareMosquittoAuth(dir, platformLogins(credentials), { replace: true });
+      const broker = await startMosquitto({ bin, port: await freePort(), dir, authDir: dir, persistent: false, log });
+      brokerUrl = broker.url;
+      brokerDir = dir;
       stopBroker = broker.stop;
     } else {
-      mqttUrl = 'mqtt://127.0.0.1:1883';
+      brokerUrl = 'mqtt://127.0.0.1:1883';
     }
   }
+  // Helper clients (watchers, simulated devices without logins of their own) connect as the tools client.
+  const tools = new URL(brokerUrl);
+  tools.username = 'rdm-tools';
+  tools.password = credentials.platformPassword('rdm-tools');
   const workflowBundlePath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'rdm-test-')), 'workflow-bundle.js');
   fs.writeFileSync(workflowBundlePath, bundle.code);
 
   const env: TestEnv = {
     databaseUrl,
     temporalAddress: temporal.address,
-    mqttUrl,
+    mqttUrl: tools.toString(),
+    brokerUrl,
+    brokerDir,
     workflowBundlePath,
-    deviceSecretKey: 'test-device-secret-key-0123456789abcdef0123456789',
+    deviceSecretKey,
   };
   process.env[TEST_ENV_VAR] = JSON.stringify(env);
   (globalThis as Record<string, unknown>).__RDM_TEARDOWN__ = async () => {

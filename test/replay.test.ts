@@ -6,16 +6,16 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { findTemporalCli } from '../runtime/embedded/temporal-cli';
 import type { Batch } from '../domain/model';
-import { batchWorkflowId, deviceWorkflowId } from '../domain/messages';
+import { batchWorkflowId, deviceConnectedSignal, deviceWorkflowId } from '../domain/messages';
 import { testEnv } from './support/env';
-import { startDeviceLifecycle, transitionDevice } from '../temporal/device-workflows';
+import { rotateDeviceSecret, setDeviceBlocked, startDeviceLifecycle, transitionDevice } from '../temporal/device-workflows';
 import { eventually, startStack } from './support/stack';
 
 const ROOT = path.resolve(__dirname, '..');
 const FIXTURES = path.join(__dirname, 'fixtures', 'histories');
 
 /**
- * Records the current generation of fixtures (the `-v3` files). Older generations (`-v1`) were
+ * Records the current generation of fixtures (the `-v4` files). Older generations (`-v1`) were
  * recorded on older workflow code and are kept as they are: they prove that running workflows
  * started on that code still replay (see docs/versioning.md).
  */
@@ -56,11 +56,19 @@ async function record(): Promise<void> {
     if (!(rejected instanceof Error) || !/could not be recorded/.test(rejected.message)) throw new Error(`expected a rejected update, got ${String(rejected)}`);
     await s.api(`/api/v1/devices/${id}/status`, { method: 'POST', json: { status: 'manufactured' } });
     const secondRun = (await s.temporal.workflow.getHandle(workflowId).describe()).runId;
+    // v4: block, unblock, a secret rotation, and the first connection that makes the device free.
+    await setDeviceBlocked(s.temporal, id!, { blocked: true, actor: 'admin' });
+    await setDeviceBlocked(s.temporal, id!, { blocked: false, actor: 'admin' });
+    await rotateDeviceSecret(s.temporal, id!, { actor: 'admin' });
+    await s.temporal.workflow.getHandle(workflowId).signal(deviceConnectedSignal, { at: Date.now() });
+    await eventually(async () => (await s.db('devices').where({ id }).first('status')).status === 'free');
+    // That was the run's second change: it continued as new (the knob), so its history is complete.
+    await eventually(async () => (await s.temporal.workflow.getHandle(workflowId, secondRun).describe()).status.name === 'CONTINUED_AS_NEW');
 
-    save('device-lifecycle-v3-continue-as-new', workflowId, firstRun);
-    save('device-lifecycle-v3-rejected-update', workflowId, secondRun);
-    save('batch-provisioning-v3', batchWorkflowId(batch.id)); // v3: starts in a sliding window
-    save('bulk-status-v3', `bulk-status-${opId}`);
+    save('device-lifecycle-v4-continue-as-new', workflowId, firstRun); // v4: manufactured after the broker has the login
+    save('device-lifecycle-v4-access', workflowId, secondRun); // v4: rejected update, block, rotate, first connection
+    save('batch-provisioning-v4', batchWorkflowId(batch.id)); // v4: syncs the batch's logins beside the starts
+    save('bulk-status-v4', `bulk-status-${opId}`);
   } finally {
     await s.stop();
   }
@@ -69,7 +77,7 @@ async function record(): Promise<void> {
 it('replays every recorded workflow history on the current code', async () => {
   if (process.env.RECORD_HISTORIES) await record();
   const files = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.json'));
-  expect(files.length).toBeGreaterThanOrEqual(11);
+  expect(files.length).toBeGreaterThanOrEqual(15);
   const out = execFileSync(process.execPath, [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'scripts/replay-histories.ts'), testEnv().workflowBundlePath], { encoding: 'utf8' });
   expect(out).toContain(`${files.length} histories replayed`);
 }, 600_000);

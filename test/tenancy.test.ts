@@ -116,6 +116,10 @@ const SAMPLES: Record<string, Sample> = {
   'get /devices': async () => ({ query: `batchId=${A.batchId}` }),
   'get /devices/:id': dev,
   'post /devices/:id/status': async (c) => ({ path: { id: c.device }, body: { status: 'manufacturing' } }),
+  // Block then unblock: a caller allowed one is allowed the other, so the device ends unblocked.
+  'post /devices/:id/block': dev,
+  'post /devices/:id/unblock': dev,
+  'post /devices/:id/secret': dev,
   'get /devices/:id/qr.png': dev,
   'get /devices/:id/qr.svg': dev,
   'get /devices/:id/sensors': dev,

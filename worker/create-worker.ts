@@ -10,6 +10,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import type { Duration } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
 import { createActivities } from '../activities';
+import type { CredentialStore } from '../broker/credential-store';
 import type { CredentialDeriver } from '../domain/credentials';
 import { deviceTaskQueue, fanoutTaskQueue } from '../domain/messages';
 import type { Db } from '../db/knex';
@@ -21,6 +22,8 @@ export interface WorkerDeps {
   db: Db;
   temporal: Client;
   credentials: CredentialDeriver;
+  /** Where device logins reach the broker (broker/stores.ts picks it from the configuration). */
+  broker: CredentialStore;
   /** A prebuilt workflow bundle (tests build one for the whole suite); otherwise bundled from source. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** How long a stop waits for in-flight activities to finish before cancelling them (default 10 s). */
@@ -36,14 +39,14 @@ export const DEFAULT_SHUTDOWN_GRACE_TIME = '10 seconds';
 export const DEFAULT_FANOUT_CONCURRENCY = 8;
 
 /** Activities that run on the fan-out queue (the workflows proxy them there). */
-const FANOUT_ACTIVITIES = ['createDevices', 'startLifecycleWorkflows', 'applyStatusToChunk'] as const;
+const FANOUT_ACTIVITIES = ['createDevices', 'startLifecycleWorkflows', 'applyStatusToChunk', 'syncBatchCredentials'] as const;
 
 /**
  * The main worker, with the fan-out worker tied to it: `run()` runs both and ends when both have
  * drained, `shutdown()` stops both; if either fails, the other is stopped too.
  */
 export async function createWorker(d: WorkerDeps): Promise<Worker> {
-  const activities = createActivities({ db: d.db, temporal: d.temporal, taskQueue: d.taskQueue, credentials: d.credentials });
+  const activities = createActivities({ db: d.db, temporal: d.temporal, taskQueue: d.taskQueue, credentials: d.credentials, broker: d.broker });
   const shutdown = { shutdownGraceTime: d.shutdownGraceTime ?? DEFAULT_SHUTDOWN_GRACE_TIME, ...(d.shutdownForceTime !== undefined ? { shutdownForceTime: d.shutdownForceTime } : {}) };
   const fanoutNames = new Set<string>(FANOUT_ACTIVITIES);
   const workflowWorker = (taskQueue: string) =>

@@ -3,6 +3,7 @@
 import { Client } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { createWorker } from './create-worker';
+import { credentialStoreFor } from '../broker/stores';
 import { createDb } from '../db/knex';
 import { migrateWhenFree } from '../db/migrate';
 import { loadConfigOrExit } from '../runtime/config';
@@ -41,6 +42,7 @@ async function main() {
   }
   const credentials = await loadCredentialDeriver(db, cfg).catch((err: Error) => exitWith(log, err.message));
 
+  const broker = credentialStoreFor(cfg, addr.mqttUrl);
   const connection = await connectWithRetry(addr.temporalAddress, log);
   // A cluster may deny the operator API to this worker: then the attributes are its admins' job.
   await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE).catch((err: Error) =>
@@ -54,6 +56,7 @@ async function main() {
     db,
     temporal,
     credentials,
+    broker,
     shutdownGraceTime: graceMs,
     shutdownForceTime: graceMs + 15_000,
   });
@@ -61,6 +64,7 @@ async function main() {
   // worker.run() ends after the SDK's own SIGTERM/SIGINT handling has drained in-flight tasks
   // (both the main and the fan-out worker, see create-worker.ts).
   await worker.run();
+  await broker.close();
   await connection.close();
   await db.destroy();
   log.info('worker stopped');

@@ -9,6 +9,9 @@ import type { Batch } from '../domain/model';
 /** Patch: workflow starts in a sliding window of chunks instead of waves. */
 export const PATCH_SLIDING_STARTS = 'sliding-start-window';
 
+/** Patch: the devices' logins go to the broker (per chunk, while their workflows start). */
+export const PATCH_SYNC_CREDENTIALS = 'sync-broker-credentials';
+
 /** Devices created per activity: one multi-row insert each. */
 export const CREATE_CHUNK = 2000;
 /** Lifecycle workflows started per activity (the activity starts them concurrently). */
@@ -36,7 +39,7 @@ function fanoutActivities() {
 
 export async function batchProvisioning(input: BatchProvisioningInput): Promise<void> {
   const { batch } = input;
-  const { createDevices, startLifecycleWorkflows } = fanoutActivities();
+  const { createDevices, startLifecycleWorkflows, syncBatchCredentials } = fanoutActivities();
   let record: Promise<Batch> | undefined;
   const ensureRecord = () => (record ??= createBatchRecord(batch));
 
@@ -45,10 +48,13 @@ export async function batchProvisioning(input: BatchProvisioningInput): Promise<
 
   let devicesCreated = input.progress?.devicesCreated ?? 0;
   let workflowsStarted = input.progress?.workflowsStarted ?? 0;
+  let credentialsSynced = input.progress?.credentialsSynced ?? 0;
+  let syncing: Promise<void> = Promise.resolve();
   const rollOver = async () => {
     if (!workflowInfo().continueAsNewSuggested) return;
+    await syncing;
     await condition(allHandlersFinished);
-    await continueAsNew<typeof batchProvisioning>({ batch, progress: { devicesCreated, workflowsStarted } });
+    await continueAsNew<typeof batchProvisioning>({ batch, progress: { devicesCreated, workflowsStarted, credentialsSynced } });
   };
 
   while (devicesCreated < batch.count) {
@@ -56,6 +62,19 @@ export async function batchProvisioning(input: BatchProvisioningInput): Promise<
     await createDevices({ batchId: batch.id, model: batch.model, companyId: batch.companyId, fromSeq: devicesCreated, toSeq: to, total: batch.count });
     devicesCreated = to;
     await rollOver();
+  }
+
+  if (patched(PATCH_SYNC_CREDENTIALS)) {
+    // Off the CSV's path (the devices exist, the CSV can be read) and beside the workflow starts.
+    // Nothing waits for it but `manufactured`, which checks each device itself.
+    syncing = (async () => {
+      while (credentialsSynced < batch.count) {
+        const to = Math.min(batch.count, credentialsSynced + CREATE_CHUNK);
+        await syncBatchCredentials({ batchId: batch.id, fromSeq: credentialsSynced, toSeq: to });
+        credentialsSynced = to;
+      }
+    })();
+    syncing.catch(() => undefined); // awaited (and failing the workflow) at the end or before a roll-over
   }
 
   if (patched(PATCH_SLIDING_STARTS)) {
@@ -100,5 +119,6 @@ export async function batchProvisioning(input: BatchProvisioningInput): Promise<
       await rollOver();
     }
   }
+  await syncing;
   await condition(allHandlersFinished);
 }

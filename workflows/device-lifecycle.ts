@@ -13,13 +13,18 @@ import {
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
+  uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
 import { RetryState } from '@temporalio/common';
 import type { Activities } from '../activities';
 import { checkTransition } from '../domain/device-status';
 import {
+  CREDENTIALS_NOT_SYNCED,
+  deviceConnectedSignal,
   lifecycleStateQuery,
+  rotateSecretUpdate,
+  setBlockedUpdate,
   STATUS_NOT_RECORDED,
   transitionUpdate,
   type DeviceLifecycleInput,
@@ -39,6 +44,18 @@ const { recordStatusChange } = proxyActivities<Activities>({
   // goes through; a longer one rejects the update and leaves the device as it was.
   scheduleToCloseTimeout: '2 minutes',
   retry: { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 20 },
+});
+
+/** Patch: a device goes `manufactured` only once the broker has its login (activities/broker-credentials.ts). */
+export const PATCH_CREDENTIALS_BEFORE_SHIPPING = 'credentials-before-manufactured';
+/** Patch: the first authenticated connection of a `manufactured` device makes it `free`. */
+export const PATCH_FIRST_CONNECTION_FREES = 'first-connection-frees';
+
+// The broker's side of the device: bounded, as a caller waits (the API's block, rotate, status).
+const { ensureDeviceCredentials, setDeviceBlocked, rotateDeviceSecret } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  scheduleToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 10 },
 });
 
 const { readLifecycleState } = proxyActivities<Activities>({
@@ -93,17 +110,33 @@ export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void
     return { deviceId: input.deviceId, from, to: req.to, changed: true, version };
   }
 
-  async function recordFirst(req: TransitionRequest): Promise<TransitionResult> {
+  /** `onlyFrom`: do nothing unless the device still has that status once it is this change's turn. */
+  async function recordFirst(req: TransitionRequest, onlyFrom?: LifecycleState['status']): Promise<TransitionResult> {
     // One change at a time: each is checked against, and numbered after, the one before it.
     // (Validators of updates delivered together all saw the state before any of them ran.)
     await condition(() => restored);
     while (writing > 0) await condition(() => writing === 0);
     writing++;
     try {
+      if (onlyFrom !== undefined && state.status !== onlyFrom) return { deviceId: input.deviceId, from: state.status, to: state.status, changed: false, version: state.version };
       refuseIfIllegal(state, req);
       const from = state.status;
       if (from === req.to) return { deviceId: input.deviceId, from, to: req.to, changed: false, version: state.version };
       const version = state.version + 1;
+      if (req.to === 'manufactured' && patched(PATCH_CREDENTIALS_BEFORE_SHIPPING)) {
+        // A shipped device must be able to connect: its login goes to the broker first (usually
+        // the batch already put it there, and this finds nothing to do).
+        try {
+          await ensureDeviceCredentials(input.deviceId);
+        } catch (err) {
+          throw ApplicationFailure.create({
+            type: CREDENTIALS_NOT_SYNCED,
+            message: `the broker could not be given the device's credentials; the device stays '${from}'`,
+            nonRetryable: true,
+            cause: err instanceof Error ? err : undefined,
+          });
+        }
+      }
       try {
         await recordStatusChange(change(req, from, version));
       } catch (err) {
@@ -133,6 +166,44 @@ export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void
     validator: (req) => {
       if (restored) refuseIfIllegal(state, req);
     },
+  });
+
+  /** One broker-side change at a time, after any status change in progress (they share `writing`). */
+  async function exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    await condition(() => restored);
+    while (writing > 0) await condition(() => writing === 0);
+    writing++;
+    try {
+      return await fn();
+    } finally {
+      writing--;
+    }
+  }
+
+  setHandler(setBlockedUpdate, (req) =>
+    exclusive(async () => {
+      // Postgres and the broker first (idempotent, so also when nothing changes), then the state.
+      await setDeviceBlocked({ deviceId: input.deviceId, blocked: req.blocked });
+      const changed = state.blocked !== req.blocked;
+      state.blocked = req.blocked;
+      return { deviceId: input.deviceId, blocked: req.blocked, changed };
+    }),
+  );
+
+  setHandler(rotateSecretUpdate, () =>
+    exclusive(async () => {
+      // The rotation's ID makes a retried activity apply it once.
+      const { generation } = await rotateDeviceSecret({ deviceId: input.deviceId, rotationId: uuid4() });
+      return { deviceId: input.deviceId, generation };
+    }),
+  );
+
+  setHandler(deviceConnectedSignal, async () => {
+    // The bridge only reports every connection; whether it changes anything is decided here.
+    if (!patched(PATCH_FIRST_CONNECTION_FREES)) return;
+    if (state.status !== 'manufactured' || state.blocked) return;
+    // A failed write leaves the device `manufactured`: its next connection tries again.
+    await recordFirst({ to: 'free', actor: 'system', reason: 'first authenticated connection' }, 'manufactured').catch(() => undefined);
   });
 
   if (restoreFromPostgres) {

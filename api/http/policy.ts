@@ -15,6 +15,8 @@ export const PERMISSIONS = [
   'devices:telemetry', // sensors' values, history, logs, alerts: what the device says
   'devices:control', // set a sensor, run a diagnostic command
   'devices:configure', // change a device's desired settings
+  'devices:block', // refuse a device at the broker (and cut it off), or let it in again
+  'devices:credentials', // rotate a device's MQTT secret (the new one is shown once)
   'alerts:manage', // threshold rules
   'users:create', // create accounts (then give them a role with participations:manage)
   'companies:create', // platform admins only

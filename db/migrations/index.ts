@@ -5,12 +5,14 @@ import * as m001 from './001_initial';
 import * as m002 from './002_device_data';
 import * as m003 from './003_bridge_committed_packets';
 import * as m004 from './004_people';
+import * as m005 from './005_broker_identity';
 
 const MIGRATIONS: Record<string, Knex.Migration> = {
   '001_initial': m001,
   '002_device_data': m002,
   '003_bridge_committed_packets': m003,
   '004_people': m004,
+  '005_broker_identity': m005,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -69,6 +69,6 @@ maybe('embedded Mosquitto', () => {
   it('refuses a busy port with a message that says what to do', async () => {
     const broker = await startMosquitto({ bin: bin!, port: await freePort(), dir: tmp(), persistent: false, log });
     running.push(broker);
-    await expect(startMosquitto({ bin: bin!, port: broker.port, dir: tmp(), persistent: false, log })).rejects.toThrow(/already in use.*EMBEDDED_MQTT_PORT/);
+    await expect(startMosquitto({ bin: bin!, port: broker.port, dir: tmp(), persistent: false, log })).rejects.toThrow(/already in use.*MQTT_PORT/);
   });
 });

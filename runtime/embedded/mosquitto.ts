@@ -8,6 +8,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { spawnManaged, type EmbeddedLog, type ManagedProcess } from './managed-process';
 import { portIsFree } from './free-port';
+import { mosquittoAuthConfig } from '../../broker/mosquitto-files';
 
 const CANDIDATES = ['mosquitto', '/usr/sbin/mosquitto', '/usr/local/sbin/mosquitto', '/opt/homebrew/sbin/mosquitto', '/usr/local/opt/mosquitto/sbin/mosquitto'];
 
@@ -30,7 +31,13 @@ export interface MosquittoOptions {
   /** Keep retained messages and sessions across restarts (npm start); tests run without. */
   persistent: boolean;
   log: EmbeddedLog;
-  /** Extra lines for mosquitto.conf (auth plugins, ACLs). */
+  /**
+   * Per-device authentication and ACL from the password and ACL files in this directory
+   * (broker/mosquitto-files.ts; prepareMosquittoAuth writes them first). Without it the broker
+   * is anonymous: only tests of the broker itself want that.
+   */
+  authDir?: string;
+  /** Extra lines for mosquitto.conf. */
   extraConfig?: string[];
 }
 
@@ -41,14 +48,16 @@ export interface RunningMosquitto {
   stop(): Promise<void>;
 }
 
-export function mosquittoConfig(o: Pick<MosquittoOptions, 'port' | 'host' | 'dir' | 'persistent' | 'extraConfig'>): string {
+export function mosquittoConfig(o: Pick<MosquittoOptions, 'port' | 'host' | 'dir' | 'persistent' | 'extraConfig' | 'authDir'>): string {
   return [
     `listener ${o.port} ${o.host ?? '127.0.0.1'}`,
-    'allow_anonymous true',
+    ...(o.authDir ? mosquittoAuthConfig(o.authDir) : ['allow_anonymous true']),
     // Nagle + delayed ACKs would add ~40 ms to small request/response exchanges (set, commands).
     'set_tcp_nodelay true',
     // A bridge that restarts must find every QoS 1 message waiting for it (the default, 1000, drops).
-    'max_queued_messages 0',
+    // Not 0 ("no limit"): with 0, Mosquitto 2.0.11 stops acknowledging a client's QoS 1 publishes
+    // after the ACL denied one of them (measured); the byte limit below bounds the queue anyway.
+    'max_queued_messages 100000000',
     'max_queued_bytes 1073741824',
     'max_inflight_messages 0',
     'max_keepalive 600',
@@ -76,7 +85,7 @@ function answers(port: number, host: string): Promise<boolean> {
 export async function startMosquitto(o: MosquittoOptions): Promise<RunningMosquitto> {
   const host = o.host ?? '127.0.0.1';
   if (!(await portIsFree(o.port, host))) {
-    throw new Error(`cannot start Mosquitto: ${host}:${o.port} is already in use (set EMBEDDED_MQTT_PORT, or MQTT_URL to use that broker)`);
+    throw new Error(`cannot start Mosquitto: ${host}:${o.port} is already in use (set MQTT_PORT, or MQTT_URL to use that broker)`);
   }
   fs.mkdirSync(o.dir, { recursive: true });
   const conf = path.join(o.dir, 'mosquitto.conf');

@@ -60,7 +60,7 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
     const e = err as NodeJS.ErrnoException;
     throw new Error(
       e.code === 'EADDRINUSE'
-        ? `cannot start the embedded MQTT broker: ${host}:${o.port} is already in use (set EMBEDDED_MQTT_PORT, or MQTT_URL to use that broker)`
+        ? `cannot start the embedded MQTT broker: ${host}:${o.port} is already in use (set MQTT_PORT, or MQTT_URL to use that broker)`
         : `cannot start the embedded MQTT broker on ${host}:${o.port}: ${e.message}`,
     );
   }

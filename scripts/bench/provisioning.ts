@@ -6,6 +6,7 @@
 // product's start rate and its bulk status change read as ratios to it.
 // PostgreSQL: BENCH_PG_ADMIN_URL (default the machine's postgres://postgres@127.0.0.1:5432/postgres);
 // a scratch database is created and dropped.
+import { noCredentialStore } from '../../broker/credential-store';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Server } from 'node:http';
@@ -66,7 +67,8 @@ async function main() {
   const tRawUpdates = performance.now() - u0;
   idleWorker.shutdown();
   await idleRunning;
-  const worker = await createWorker({ connection: native, namespace: 'default', taskQueue, db, temporal, credentials });
+  // Provisioning alone: no broker logins to mirror (an anonymous broker, MQTT_URL).
+  const worker = await createWorker({ connection: native, namespace: 'default', taskQueue, db, temporal, credentials, broker: noCredentialStore });
   const running = worker.run();
   const adminToken = newApiToken();
   await ensureBootstrapAdmin(db, os.tmpdir(), adminToken); // ADMIN_TOKEN acts as the platform admin

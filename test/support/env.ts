@@ -3,7 +3,12 @@
 export interface TestEnv {
   databaseUrl: string;
   temporalAddress: string;
+  /** The broker, with the tools client's login in the URL: what tests' own helper clients use. */
   mqttUrl: string;
+  /** The broker's address alone (what devices and the platform's clients are given). */
+  brokerUrl: string;
+  /** The broker's password and ACL files (broker/mosquitto-files.ts); null: a broker without them. */
+  brokerDir: string | null;
   workflowBundlePath: string;
   deviceSecretKey: string;
 }

@@ -22,6 +22,8 @@ import type { CompanyRole } from '../../domain/roles';
 import { createLogger } from '../../runtime/logger';
 import { createWorker } from '../../worker/create-worker';
 import { testEnv } from './env';
+import { testCredentialStore } from './broker';
+import { platformLogin } from '../../broker/stores';
 
 let runtimeInstalled = false;
 
@@ -110,7 +112,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   }
   const token = async (role: CompanyRole) => (await member(role)).token;
 
-  const mqtt = connectMqtt(env.mqttUrl, 'test-api');
+  const mqtt = connectMqtt(env.brokerUrl, 'test-api', platformLogin(credentials, 'rdm-api'));
   await new Promise<void>((resolve, reject) => {
     mqtt.once('connect', () => resolve());
     setTimeout(() => reject(new Error(`no MQTT broker at ${env.mqttUrl}`)), 10_000).unref();
@@ -130,7 +132,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     acceptWaitMs: opts.acceptWaitMs,
     devices,
     replyTimeoutMs: opts.replyTimeoutMs,
-    publicMqttUrl: env.mqttUrl,
+    publicMqttUrl: env.brokerUrl,
     readiness: [
       { name: 'postgres', check: async () => void (await db.raw('select 1')) },
       { name: 'temporal', check: async () => void (await connection.workflowService.getSystemInfo({})) },
@@ -144,7 +146,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   async function startWorker() {
     if (worker) return;
     const conn = await NativeConnection.connect({ address: env.temporalAddress });
-    const w = await createWorker({ connection: conn, namespace: 'default', taskQueue, db, temporal, credentials, workflowBundle: { codePath: env.workflowBundlePath } });
+    const w = await createWorker({ connection: conn, namespace: 'default', taskQueue, db, temporal, credentials, broker: testCredentialStore(), workflowBundle: { codePath: env.workflowBundlePath } });
     worker = { w, conn, running: w.run() };
   }
   async function stopWorker() {
