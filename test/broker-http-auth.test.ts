@@ -37,7 +37,7 @@ beforeAll(async () => {
   });
   base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   aedes = await startEmbeddedBroker({ port: 0, log: createLogger('silent', 'aedes'), auth: aedesAuthHooks(auth) });
-  const batch = (await (await s.api('/api/v1/batches', { method: 'POST', json: { name: 'http-auth', count: 3 } })).json()) as { id: string };
+  const batch = (await (await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'http-auth', count: 3 } })).json()) as { id: string };
   await eventually(async () => ((await (await s.api(`/api/v1/batches/${batch.id}`)).json()) as { provisioning: { status: string } }).provisioning.status === 'ready', 60_000);
   rows = provisioningRows(await (await s.api(`/api/v1/batches/${batch.id}/devices.csv`)).text());
 });

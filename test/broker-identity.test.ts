@@ -67,7 +67,7 @@ beforeAll(async () => {
     signaller: temporalSignaller(s.temporal),
     logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'bridge'),
   });
-  const batch = await api('/api/v1/batches', { method: 'POST', json: { name: 'identity', count: 8, model: 'thermostat' } }, 201);
+  const batch = await api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'identity', count: 8, model: 'thermostat' } }, 201);
   await eventually(async () => (await api(`/api/v1/batches/${batch.id}`)).provisioning.status === 'ready', 60_000);
   // The batch's logins reach the broker beside the workflow starts: the CSV does not wait for them.
   await eventually(async () => Number((await s.db('devices').where({ batch_id: batch.id }).whereNull('broker_generation').count({ n: '*' }))[0]!.n) === 0, 60_000);
