@@ -8,12 +8,14 @@ import type { Db } from '../db/knex';
 
 export interface DeviceAuthenticator {
   authenticate(username: string, password: string): Promise<boolean>;
+  /** False once the device is blocked (or gone): its connection should end. Cached like logins. */
+  stillAllowed(username: string): Promise<boolean>;
   mayPublish(username: string, topic: string): boolean;
   maySubscribe(username: string, filter: string): boolean;
 }
 
 export function createDeviceAuthenticator(o: { db: Db; credentials: CredentialDeriver; cacheMs?: number; now?: () => number }): DeviceAuthenticator {
-  const cacheMs = o.cacheMs ?? 1_000;
+  const cacheMs = o.cacheMs ?? 500;
   const now = o.now ?? Date.now;
   const cache = new Map<string, { hash: string | null; at: number }>();
   async function hashOf(deviceId: string): Promise<string | null> {
@@ -34,6 +36,11 @@ export function createDeviceAuthenticator(o: { db: Db; credentials: CredentialDe
       const hash = await hashOf(id);
       return hash !== null && safeEqual(sha256Hex(password), hash);
     },
+    async stillAllowed(username) {
+      if (isPlatformClient(username)) return true;
+      const id = deviceIdOfUsername(username);
+      return id !== null && (await hashOf(id)) !== null;
+    },
     mayPublish,
     maySubscribe,
   };
@@ -42,14 +49,37 @@ export function createDeviceAuthenticator(o: { db: Db; credentials: CredentialDe
 const USER = Symbol('rdm-mqtt-username');
 type Tagged = Client & { [USER]?: string };
 
-/** aedes hooks on the authenticator: the username is remembered on the connection at CONNECT. */
-export function aedesAuthHooks(auth: DeviceAuthenticator): Pick<AedesOptions, 'authenticate' | 'authorizePublish' | 'authorizeSubscribe'> {
+/**
+ * aedes hooks on the authenticator: the username is remembered on the connection at CONNECT, and
+ * every `sweepMs` the connected devices are checked again, so a blocked one is cut off (within
+ * the sweep plus the authenticator's cache).
+ */
+export function aedesAuthHooks(auth: DeviceAuthenticator, sweepMs = 500): Pick<AedesOptions, 'authenticate' | 'authorizePublish' | 'authorizeSubscribe'> {
   const refused = () => Object.assign(new Error('not authorized'), { returnCode: 5 });
+  const connected = new Set<Tagged>();
+  const timer = setInterval(() => {
+    for (const c of connected) {
+      if (c.closed) {
+        connected.delete(c);
+        continue;
+      }
+      void auth.stillAllowed(c[USER]!).then((ok) => {
+        if (!ok) {
+          connected.delete(c);
+          c.close();
+        }
+      }, () => undefined);
+    }
+  }, sweepMs);
+  timer.unref();
   return {
     authenticate: (client, username, password, done) => {
       auth.authenticate(username ?? '', password ? password.toString('utf8') : '').then(
         (ok) => {
-          if (ok) (client as Tagged)[USER] = username;
+          if (ok) {
+            (client as Tagged)[USER] = username;
+            if (!isPlatformClient(username!)) connected.add(client as Tagged);
+          }
           done(ok ? null : (refused() as never), ok);
         },
         () => done(refused() as never, false),

@@ -114,3 +114,23 @@ it('aedes with the same hooks: refuses a wrong secret, and subscriptions outside
     await c.endAsync(true);
   }
 });
+
+it('aedes: a blocked device is cut off within a second, and refused until unblocked', async () => {
+  const b = rows[1]!;
+  const c = await mqtt.connectAsync(aedes.url, { username: b.mqttUsername, password: b.secret, reconnectPeriod: 0 });
+  const closed = new Promise<number>((r) => c.once('close', () => r(Date.now())));
+  const sentAt = Date.now();
+  expect((await s.api(`/api/v1/devices/${b.deviceId}/block`, { method: 'POST' })).status).toBe(200);
+  expect((await closed) - sentAt).toBeLessThan(1_000);
+  const again = await mqtt.connectAsync(aedes.url, { username: b.mqttUsername, password: b.secret, reconnectPeriod: 0 }).then(
+    (x) => (x.end(true), 'connected'),
+    (e: Error) => e.message,
+  );
+  expect(again).toMatch(/Not authorized/);
+  expect((await s.api(`/api/v1/devices/${b.deviceId}/unblock`, { method: 'POST' })).status).toBe(200);
+  await eventually(async () => {
+    const x = await mqtt.connectAsync(aedes.url, { username: b.mqttUsername, password: b.secret, reconnectPeriod: 0 }).catch(() => null);
+    await x?.endAsync(true);
+    return x !== null;
+  }, 3_000, 100);
+});
