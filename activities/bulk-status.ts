@@ -50,7 +50,7 @@ export function bulkStatusActivities({ db, temporal }: { db: Db; temporal: Clien
       let changed = 0;
       let unchanged = 0;
       let done = 0;
-      await withHeartbeat(() => done, () => mapConcurrent(ids, UPDATE_CONCURRENCY, async (deviceId) => {
+      await withHeartbeat(() => done, (signal) => mapConcurrent(ids, UPDATE_CONCURRENCY, async (deviceId) => {
         try {
           const r = await transitionDevice(temporal, deviceId, { to: a.to, actor: a.actor, actorId: a.actorId, reason: `bulk operation ${a.operationId}` }, `${a.operationId}:${deviceId}`);
           if (r.changed) changed++;
@@ -61,7 +61,7 @@ export function bulkStatusActivities({ db, temporal }: { db: Db; temporal: Clien
           refused.push({ deviceId, code: err.code, message: err.message });
         }
         done++;
-      }));
+      }, signal));
       return { changed, unchanged, refused };
     },
 

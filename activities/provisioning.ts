@@ -57,7 +57,7 @@ export function provisioningActivities({ db, temporal, taskQueue, credentials }:
       if (!batch) throw new NotFoundError('batch', a.batchId);
       const rows = await lifecycleSeeds(db, a.batchId, a.fromSeq, a.toSeq);
       let done = 0;
-      await withHeartbeat(() => done, () => mapConcurrent(rows, START_CONCURRENCY, async (d) => {
+      await withHeartbeat(() => done, (signal) => mapConcurrent(rows, START_CONCURRENCY, async (d) => {
         const input = { deviceId: d.id, batchId: a.batchId, companyId: batch.companyId, model: batch.model, state: { status: d.status, blocked: d.blocked, version: d.status_version } };
         // A busy server times single calls out: retry those here rather than redo the whole chunk.
         for (let attempt = 1; ; attempt++) {
@@ -69,7 +69,7 @@ export function provisioningActivities({ db, temporal, taskQueue, credentials }:
           }
         }
         done++;
-      }));
+      }, signal));
     },
 
     async recordWorkflowsStarted(a: { batchId: string; started: number; complete: boolean }): Promise<void> {
