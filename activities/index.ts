@@ -1,11 +1,13 @@
 // The activity factory: the worker builds every activity once with its dependencies
-// (Postgres, the Temporal client, the credential deriver); workflows import only the type.
+// (Postgres, the Temporal client, the credential deriver, the MQTT publisher); workflows import only the type.
 import type { Client } from '@temporalio/client';
 import type { CredentialDeriver } from '../domain/credentials';
 import type { Db } from '../db/knex';
+import type { DevicePublisher } from '../runtime/device-publisher';
 import { bulkStatusActivities } from './bulk-status';
 import { deviceStatusActivities } from './device-status';
 import { classifyFailures } from './failures';
+import { pairingActivities } from './pairing';
 import { provisioningActivities } from './provisioning';
 
 export interface ActivityDeps {
@@ -13,6 +15,8 @@ export interface ActivityDeps {
   temporal: Client;
   taskQueue: string;
   credentials: CredentialDeriver;
+  /** Messages to devices (pairing requests, their owner). */
+  publisher: DevicePublisher;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -21,6 +25,7 @@ export function createActivities(deps: ActivityDeps) {
     ...provisioningActivities(deps),
     ...deviceStatusActivities(deps),
     ...bulkStatusActivities(deps),
+    ...pairingActivities(deps),
   });
 }
 

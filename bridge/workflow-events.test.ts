@@ -24,9 +24,12 @@ const events: DeviceEvent[] = [
 ];
 
 describe('workflow events', () => {
-  it('has no route yet: no workflow waits on device events', () => {
-    expect(SIGNAL_ROUTES).toEqual([]);
-    expect(createWorkflowEvents({ signaller: async () => undefined, log }).wants.size).toBe(0);
+  it("routes a device's pairing answer to its pairing workflow, and builds no other events", () => {
+    expect([...createWorkflowEvents({ signaller: async () => undefined, log }).wants]).toEqual(['pairing-response']);
+    const answer: DeviceEvent = { type: 'pairing-response', deviceId: 'ABCDEFGHJKMN', pairingId: 'P1', accept: true, at: 6 };
+    expect(routeEvents([...events, answer], SIGNAL_ROUTES)).toEqual([
+      { workflowId: 'pairing-ABCDEFGHJKMN', signal: 'deviceAnswer', args: [{ pairingId: 'P1', accept: true }] },
+    ]);
   });
 
   it('routes only the events a route matches, in order', () => {

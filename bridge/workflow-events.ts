@@ -4,18 +4,20 @@
 // them is committed, so a workflow never hears of something Postgres does not have.
 //
 // Extension point: add a route to SIGNAL_ROUTES (or pass `routes`) when a workflow starts waiting
-// on a device event. No workflow does yet (pairing and OTA arrive in later issues), so the table is
-// empty and the bridge builds no events at all. A route names the event type it wants and maps an
-// event to (workflow ID, signal name, args), or to null when the event is not for any workflow.
+// on a device event. The bridge builds events only of the types some route wants. A route names
+// the event type it wants and maps an event to (workflow ID, signal name, args), or to null when
+// the event is not for any workflow.
 import type { Client } from '@temporalio/client';
 import type { DeviceState } from '../domain/homie';
+import { deviceAnswerSignal, pairingWorkflowId } from '../domain/messages';
 import type { Logger } from '../runtime/logger';
 
 export type DeviceEvent =
   | { type: 'value'; deviceId: string; node: string; property: string; payload: string; at: number }
   | { type: 'state'; deviceId: string; state: DeviceState; at: number }
   | { type: 'config-reported'; deviceId: string; version: number; at: number }
-  | { type: 'command-result'; deviceId: string; requestId: string; ok: boolean; at: number };
+  | { type: 'command-result'; deviceId: string; requestId: string; ok: boolean; at: number }
+  | { type: 'pairing-response'; deviceId: string; pairingId: string; accept: boolean; at: number };
 export type DeviceEventType = DeviceEvent['type'];
 
 export interface SignalTarget {
@@ -33,13 +35,19 @@ export interface SignalRouteOf<T extends DeviceEventType> {
 /** A route for any one event type. */
 export type SignalRoute = { [T in DeviceEventType]: SignalRouteOf<T> }[DeviceEventType];
 
+/** The device's answer to a pairing request goes to its pairing workflow (which ignores an answer to another attempt). */
+const pairingResponseRoute: SignalRouteOf<'pairing-response'> = {
+  name: 'pairing-response',
+  event: 'pairing-response',
+  toSignal: (e) => ({ workflowId: pairingWorkflowId(e.deviceId), signal: deviceAnswerSignal.name, args: [{ pairingId: e.pairingId, accept: e.accept }] }),
+};
+
 /**
- * The routing table. Empty: no workflow waits on device events yet. Example of an entry (OTA,
- * when its workflow exists):
+ * The routing table. Example of another entry (OTA, when its workflow exists):
  *   { name: 'ota-progress', event: 'value', toSignal: (e) => e.node === 'ota' && e.property === 'progress'
  *       ? { workflowId: `device-update-${e.deviceId}`, signal: 'otaProgress', args: [{ payload: e.payload }] } : null }
  */
-export const SIGNAL_ROUTES: readonly SignalRoute[] = [];
+export const SIGNAL_ROUTES: readonly SignalRoute[] = [pairingResponseRoute];
 
 /** Sends one signal. The bridge's is Temporal's; tests pass their own. */
 export type Signaller = (workflowId: string, signalName: string, args: unknown[]) => Promise<void>;

@@ -60,3 +60,12 @@ export class UnprocessableError extends AppError {
     super(422, code, message, details);
   }
 }
+/** Too many attempts (wrong pairing codes, say): refused until `retryAfterS` seconds have passed. */
+export class TooManyRequestsError extends AppError {
+  constructor(
+    message: string,
+    public readonly retryAfterS: number,
+  ) {
+    super(429, 'too_many_attempts', message);
+  }
+}

@@ -8,7 +8,9 @@ import { migrateWhenFree } from '../db/migrate';
 import { loadConfigOrExit } from '../runtime/config';
 import { loadCredentialDeriver } from '../runtime/device-key';
 import { ensureSearchAttributes } from '../runtime/embedded/temporal-dev-server';
+import { mqttPublisher } from '../runtime/device-publisher';
 import { createLogger } from '../runtime/logger';
+import { connectMqtt } from '../runtime/mqtt-client';
 import { exitWith } from '../runtime/process';
 import { redactUrl, serviceAddresses } from '../runtime/services';
 
@@ -47,6 +49,9 @@ async function main() {
     log.warn({ err: err.message }, 'could not register the custom search attributes; register them with `temporal operator search-attribute create`'),
   );
   const temporal = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE });
+  // The worker's own MQTT client (pairing requests, owners); mqtt.js reconnects by itself and an
+  // activity that cannot publish fails and is retried.
+  const mqtt = connectMqtt(addr.mqttUrl, 'worker');
   const worker = await createWorker({
     connection,
     namespace: cfg.TEMPORAL_NAMESPACE,
@@ -54,6 +59,7 @@ async function main() {
     db,
     temporal,
     credentials,
+    publisher: mqttPublisher(mqtt),
     shutdownGraceTime: graceMs,
     shutdownForceTime: graceMs + 15_000,
   });
@@ -62,6 +68,7 @@ async function main() {
   // (both the main and the fan-out worker, see create-worker.ts).
   await worker.run();
   await connection.close();
+  await mqtt.endAsync().catch(() => undefined);
   await db.destroy();
   log.info('worker stopped');
 }

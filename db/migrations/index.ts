@@ -4,11 +4,13 @@ import type { Knex } from 'knex';
 import * as m001 from './001_initial';
 import * as m002 from './002_device_data';
 import * as m003 from './003_bridge_committed_packets';
+import * as m006 from './006_pairing';
 
 const MIGRATIONS: Record<string, Knex.Migration> = {
   '001_initial': m001,
   '002_device_data': m002,
   '003_bridge_committed_packets': m003,
+  '006_pairing': m006,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

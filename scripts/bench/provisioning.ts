@@ -15,6 +15,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/wo
 import knexFactory from 'knex';
 import { buildApp } from '../../api/app';
 import { DeviceRequests } from '../../api/device-requests';
+import { mqttPublisher } from '../../runtime/device-publisher';
 import { connectMqtt } from '../../runtime/mqtt-client';
 import { CredentialDeriver, newApiToken } from '../../domain/credentials';
 import { createDb, migrateLatest } from '../../db/knex';
@@ -63,11 +64,11 @@ async function main() {
   const tRawUpdates = performance.now() - u0;
   idleWorker.shutdown();
   await idleRunning;
-  const worker = await createWorker({ connection: native, namespace: 'default', taskQueue, db, temporal, credentials });
+  // Not used by provisioning, but every API and worker has its device link.
+  const mqtt = connectMqtt(process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883', 'bench');
+  const worker = await createWorker({ connection: native, namespace: 'default', taskQueue, db, temporal, credentials, publisher: mqttPublisher(mqtt) });
   const running = worker.run();
   const adminToken = newApiToken();
-  // Not used by provisioning, but every API has its device link.
-  const mqtt = connectMqtt(process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883', 'bench');
   const app = buildApp({ db, temporal, taskQueue, credentials, log, adminToken, devices: new DeviceRequests(mqtt), readiness: [] });
   const server: Server = await new Promise((r) => {
     const s = app.listen(0, '127.0.0.1', () => r(s));
