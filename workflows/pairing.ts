@@ -4,7 +4,7 @@
 // gets it back, anyone else is refused), so of two users pairing at once exactly one wins. Then the
 // device is asked and the workflow waits for its answer, the user's cancel or the deadline, and
 // ends the attempt: `paired` (the user owns it, the device is told) or back to `free`.
-import { ApplicationFailure, allHandlersFinished, condition, proxyActivities, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, allHandlersFinished, condition, proxyActivities, proxyLocalActivities, setHandler } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import {
   cancelPairingUpdate,
@@ -18,18 +18,16 @@ import {
 } from '../domain/messages';
 import type { FinishedPairingStatus, PairingRefusal } from '../domain/pairing';
 
-// The user waits on these (inside the update): bounded by a minute.
-const checks = proxyActivities<Activities>({
-  startToCloseTimeout: '10 seconds',
-  scheduleToCloseTimeout: '1 minute',
-  retry: { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '5 seconds', maximumAttempts: 12 },
-});
-// Ending an attempt must happen, or the device stays `pairing`: retried for up to an hour.
-const endings = proxyActivities<Activities>({
-  startToCloseTimeout: '10 seconds',
-  scheduleToCloseTimeout: '1 hour',
-  retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 200 },
-});
+// Short Postgres reads and writes and MQTT publishes run as local activities (in the workflow
+// task: no round trip through the server each); the lifecycle change waits on another workflow,
+// so it is a regular activity. The user waits on the first ones (inside the update): bounded by a
+// minute. Ending an attempt must happen, or the device stays `pairing`: retried for up to an hour.
+const checkRetry = { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '5 seconds', maximumAttempts: 12 } as const;
+const endRetry = { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 200 } as const;
+const checks = proxyActivities<Activities>({ startToCloseTimeout: '10 seconds', scheduleToCloseTimeout: '1 minute', retry: checkRetry });
+const quickChecks = proxyLocalActivities<Activities>({ startToCloseTimeout: '5 seconds', scheduleToCloseTimeout: '1 minute', retry: checkRetry });
+const endings = proxyActivities<Activities>({ startToCloseTimeout: '10 seconds', scheduleToCloseTimeout: '1 hour', retry: endRetry });
+const quickEndings = proxyLocalActivities<Activities>({ startToCloseTimeout: '10 seconds', scheduleToCloseTimeout: '1 hour', retry: endRetry });
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -66,7 +64,7 @@ export async function pairing(input: PairingInput): Promise<PairingView | null> 
       if (attempt) return meet(attempt, req);
       checking = true;
       try {
-        const facts = await checks.pairingFacts(input.deviceId);
+        const facts = await quickChecks.pairingFacts(input.deviceId);
         if (!facts) refuse('unknown_device', `device '${input.deviceId}' not found`);
         if (facts.blocked) refuse('device_blocked', 'the device is blocked: its credentials were revoked');
         if (facts.status === 'paired' || facts.ownerId !== null) refuse('already_paired', 'the device already has an owner');
@@ -76,7 +74,7 @@ export async function pairing(input: PairingInput): Promise<PairingView | null> 
         if (!moved.ok) refuse(moved.code === 'device_blocked' ? 'device_blocked' : 'device_not_free', moved.message);
         const now = Date.now(); // workflow time: deterministic on replay
         const view: PairingView = { id: req.pairingId, deviceId: input.deviceId, userId: req.userId, status: 'pending', expiresAt: new Date(now + input.timeoutS * 1000).toISOString() };
-        await checks.recordPairing({ ...view, createdAt: new Date(now).toISOString() });
+        await quickChecks.recordPairing({ ...view, createdAt: new Date(now).toISOString() });
         attempt = view;
         return { ...view };
       } finally {
@@ -117,7 +115,7 @@ export async function pairing(input: PairingInput): Promise<PairingView | null> 
   const a: PairingView = attempt;
 
   try {
-    await checks.askDeviceToPair({ deviceId: a.deviceId, pairingId: a.id, expiresAt: a.expiresAt });
+    await quickChecks.askDeviceToPair({ deviceId: a.deviceId, pairingId: a.id, expiresAt: a.expiresAt });
   } catch {
     // The broker is out of reach: the device cannot answer, and the deadline ends the attempt.
   }
@@ -130,8 +128,8 @@ export async function pairing(input: PairingInput): Promise<PairingView | null> 
   if (outcome === 'paired') {
     const moved = await endings.transitionForPairing({ deviceId: a.deviceId, to: 'paired', actorId: a.userId, reason, updateId: `${a.id}-paired` });
     if (moved.ok) {
-      await endings.completePairing({ pairingId: a.id, deviceId: a.deviceId, userId: a.userId, at: new Date().toISOString() });
-      await endings.publishOwner({ deviceId: a.deviceId, ownerId: a.userId });
+      await quickEndings.completePairing({ pairingId: a.id, deviceId: a.deviceId, userId: a.userId, at: new Date().toISOString() });
+      await quickEndings.publishOwner({ deviceId: a.deviceId, ownerId: a.userId });
     } else {
       // An admin reset the device meanwhile (`pairing -> free`): nobody owns it.
       outcome = 'cancelled';
@@ -140,7 +138,7 @@ export async function pairing(input: PairingInput): Promise<PairingView | null> 
     // Refused here only when an admin moved the device meanwhile: it is no longer `pairing` anyway.
     await endings.transitionForPairing({ deviceId: a.deviceId, to: 'free', actorId: a.userId, reason, updateId: `${a.id}-free` });
   }
-  if (outcome !== 'paired') await endings.finishPairing({ pairingId: a.id, status: outcome, at: new Date().toISOString() });
+  if (outcome !== 'paired') await quickEndings.finishPairing({ pairingId: a.id, status: outcome, at: new Date().toISOString() });
   a.status = outcome;
   await condition(allHandlersFinished);
   return { ...a };
