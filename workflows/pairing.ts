@@ -24,9 +24,11 @@ import type { FinishedPairingStatus, PairingRefusal } from '../domain/pairing';
 // minute. Ending an attempt must happen, or the device stays `pairing`: retried for up to an hour.
 const checkRetry = { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '5 seconds', maximumAttempts: 12 } as const;
 const endRetry = { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 200 } as const;
-const checks = proxyActivities<Activities>({ startToCloseTimeout: '10 seconds', scheduleToCloseTimeout: '1 minute', retry: checkRetry });
+// The lifecycle update waits on the device workflow's own Postgres write: under load that takes
+// more than a few seconds, and a retry before it answers only queues the same update again.
+const checks = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', scheduleToCloseTimeout: '1 minute', retry: checkRetry });
 const quickChecks = proxyLocalActivities<Activities>({ startToCloseTimeout: '5 seconds', scheduleToCloseTimeout: '1 minute', retry: checkRetry });
-const endings = proxyActivities<Activities>({ startToCloseTimeout: '10 seconds', scheduleToCloseTimeout: '1 hour', retry: endRetry });
+const endings = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', scheduleToCloseTimeout: '1 hour', retry: endRetry });
 const quickEndings = proxyLocalActivities<Activities>({ startToCloseTimeout: '10 seconds', scheduleToCloseTimeout: '1 hour', retry: endRetry });
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
