@@ -32,6 +32,7 @@ import { startDeviceLifecycle } from '../../temporal/device-workflows';
 import { requestPairing, type PairingContext } from '../../temporal/pairing-workflows';
 import { createWorker } from '../../worker/create-worker';
 import { newEntityId } from '../../domain/ids';
+import { createDb } from '../../db/knex';
 import { ROOT, Targets, awaitQuiet, machineLine, ownMosquitto, percentile, runBench, scratchDatabase, secs, sleep, startBridgeProcess, table, type Cleanup } from './support';
 import { ask } from './workflows/bare-pairing';
 
@@ -101,6 +102,11 @@ async function main(cleanup: Cleanup): Promise<number> {
   console.log(`pairing: ${sequential} one at a time, then ${count} at once, each on its own free device that confirms at once; bare update-with-start, ${count} at once, on the same server`);
 
   const { url: databaseUrl, db } = await scratchDatabase(cleanup, 'pairing');
+  // Pools as the processes have them: the API's (default 10; the code checks run there) and the worker's (20).
+  const apiDb = createDb(databaseUrl);
+  cleanup.add('close the API pool', () => apiDb.destroy());
+  const workerDb = createDb(databaseUrl, { min: 0, max: 20 });
+  cleanup.add('close the worker pool', () => workerDb.destroy());
   const broker = await ownMosquitto(cleanup);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rdm-bench-pairing-'));
   cleanup.add('remove the Temporal data', () => fs.rmSync(dir, { recursive: true, force: true }));
@@ -125,7 +131,7 @@ async function main(cleanup: Cleanup): Promise<number> {
   const mqtt = connectMqtt(broker.url, 'worker');
   cleanup.add('close the worker MQTT client', () => mqtt.endAsync(true));
   await new Promise<void>((resolve) => mqtt.once('connect', () => resolve()));
-  const worker = await createWorker({ connection: native, namespace: 'default', taskQueue, db, temporal, credentials, publisher: mqttPublisher(mqtt) });
+  const worker = await createWorker({ connection: native, namespace: 'default', taskQueue, db: workerDb, temporal, credentials, publisher: mqttPublisher(mqtt) });
   const running = worker.run();
   cleanup.add('stop the worker', async () => (worker.shutdown(), await running));
   const bareWorker = await Worker.create({ connection: native, namespace: 'default', taskQueue: 'bench-bare', workflowsPath: path.join(__dirname, 'workflows', 'bare-pairing.ts') });
@@ -138,7 +144,7 @@ async function main(cleanup: Cleanup): Promise<number> {
   await sleep(1_000); // every device subscribed and announced
   await awaitQuiet();
 
-  const ctx: PairingContext = { temporal, db, taskQueue, timeoutS: 120 };
+  const ctx: PairingContext = { temporal, db: apiDb, taskQueue, timeoutS: 120 };
   const pairOne = async (c: FleetCredential, i: number, l: Line) => {
     const t0 = performance.now();
     try {
