@@ -1,13 +1,15 @@
 // The activity factory: the worker builds every activity once with its dependencies
-// (Postgres, the Temporal client, the credential deriver); workflows import only the type.
+// (Postgres, the Temporal client, the credential deriver, the MQTT publisher); workflows import only the type.
 import type { Client } from '@temporalio/client';
 import type { CredentialStore } from '../broker/credential-store';
 import type { CredentialDeriver } from '../domain/credentials';
 import type { Db } from '../db/knex';
 import { brokerCredentialActivities } from './broker-credentials';
+import type { DevicePublisher } from '../runtime/device-publisher';
 import { bulkStatusActivities } from './bulk-status';
 import { deviceStatusActivities } from './device-status';
 import { classifyFailures } from './failures';
+import { pairingActivities } from './pairing';
 import { provisioningActivities } from './provisioning';
 
 export interface ActivityDeps {
@@ -17,6 +19,8 @@ export interface ActivityDeps {
   credentials: CredentialDeriver;
   /** Where device logins reach the broker (broker/credential-store.ts). */
   broker: CredentialStore;
+  /** Messages to devices (pairing requests, their owner). */
+  publisher: DevicePublisher;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -26,6 +30,7 @@ export function createActivities(deps: ActivityDeps) {
     ...deviceStatusActivities(deps),
     ...bulkStatusActivities(deps),
     ...brokerCredentialActivities(deps),
+    ...pairingActivities(deps),
   });
 }
 

@@ -232,4 +232,18 @@ describe('buildPlan', () => {
     const plan = await buildPlan(batch(messages), context({ wants: new Set(['value']) }));
     expect(plan.events).toEqual([{ type: 'value', deviceId: D1, node: 'ota', property: 'progress', payload: '50', at: 1_001 }]);
   });
+
+  it("turns a device's pairing answer into an event (stored nowhere), drops a malformed one, ignores the platform's own pairing messages", async () => {
+    const messages: [string, string][] = [
+      [topics.pairingResponse(D1), JSON.stringify({ pairingId: 'P1', accept: true })],
+      [topics.pairingResponse(D2), JSON.stringify({ pairingId: 'P2', accept: 'yes' })],
+      [topics.pairingRequest(D1), JSON.stringify({ pairingId: 'P1', expiresAt: '2030-01-01T00:00:00Z' })],
+      [topics.owner(D1), JSON.stringify({ ownerId: 'U1' })],
+    ];
+    const plan = await buildPlan(batch(messages), context({ wants: new Set(['pairing-response']) }));
+    expect(plan.events).toEqual([{ type: 'pairing-response', deviceId: D1, pairingId: 'P1', accept: true, at: 1_000 }]);
+    expect(plan.kinds).toMatchObject({ pairing_response: 1, ignored: 2 });
+    expect(plan.drops.total).toBe(1);
+    expect(plan.telemetry.deviceIds).toEqual([]);
+  });
 });

@@ -5,7 +5,7 @@
 // malformed message is dropped (with its reason) before any SQL.
 import { isMiscasedDeviceTopic, parseTopic, HOMIE_ID_PATTERN, type ParsedTopic } from '../domain/topics';
 import { isDatatype, isDeviceState, isOnlineState, numericValue, type DeviceState } from '../domain/homie';
-import { parseCommandResult, parseLog, parseReportedConfig } from '../domain/device-messages';
+import { parseCommandResult, parseLog, parsePairingResponse, parseReportedConfig } from '../domain/device-messages';
 import { breaches, emptyOpenAlertColumns, type AlertSource, type OpenAlertColumns } from '../db/repositories/alerts';
 import { emptyTelemetryColumns, type TelemetryColumns } from '../db/repositories/telemetry';
 import { emptyLogColumns, type LogColumns } from '../db/repositories/device-logs';
@@ -111,7 +111,7 @@ const HOMIE_VERSION = /^\d+\.\d+(\.\d+)?$/;
 const SEP = '\u0000';
 
 function newKinds(): Record<MessageKind, number> {
-  return { value: 0, device_attribute: 0, node_attribute: 0, property_attribute: 0, config_reported: 0, log: 0, command_result: 0, ignored: 0 };
+  return { value: 0, device_attribute: 0, node_attribute: 0, property_attribute: 0, config_reported: 0, log: 0, command_result: 0, pairing_response: 0, ignored: 0 };
 }
 
 /**
@@ -330,7 +330,7 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
       else drop('unknown_topic', topic);
       return;
     }
-    if (p.kind === 'set' || p.kind === 'config-desired' || p.kind === 'command') {
+    if (p.kind === 'set' || p.kind === 'config-desired' || p.kind === 'command' || p.kind === 'pairing-request' || p.kind === 'owner') {
       kinds.ignored++; // the platform's own messages to devices
       return;
     }
@@ -343,7 +343,7 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
     const buf = raw.payloads[i]!;
     const at = raw.ats[i]!;
     const live = raw.live[i]!;
-    const isJson = p.kind === 'config-reported' || p.kind === 'log' || p.kind === 'command-result';
+    const isJson = p.kind === 'config-reported' || p.kind === 'log' || p.kind === 'command-result' || p.kind === 'pairing-response';
     if (buf.length > (isJson ? MAX_JSON_BYTES : MAX_VALUE_BYTES)) {
       drop('too_large', topic, `${buf.length} bytes`);
       return;
@@ -573,6 +573,17 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
         } // a repeated answer: the first one counts (the row leaves `sent` with it)
         if (wants.has('command-result')) plan.events.push({ type: 'command-result', deviceId, requestId: p.requestId, ok: m.ok, at });
         kinds.command_result++;
+        break;
+      }
+      case 'pairing-response': {
+        // Nothing to store: the answer is for the pairing workflow, signalled after this batch commits.
+        const m = empty ? null : parsePairingResponse(buf);
+        if (!m) {
+          drop('invalid_payload', topic, 'not a pairing response');
+          return;
+        }
+        if (wants.has('pairing-response')) plan.events.push({ type: 'pairing-response', deviceId, pairingId: m.pairingId, accept: m.accept, at });
+        kinds.pairing_response++;
         break;
       }
     }

@@ -25,7 +25,7 @@ const events: DeviceEvent[] = [
 
 describe('workflow events', () => {
   it('reports a connection of a manufactured device to its lifecycle, and of no other', async () => {
-    expect(createWorkflowEvents({ signaller: async () => undefined, log }).wants).toEqual(new Set(['state']));
+    expect(createWorkflowEvents({ signaller: async () => undefined, log }).wants).toEqual(new Set(['pairing-response', 'state']));
     const sent: unknown[][] = [];
     const asked: string[][] = [];
     const w = createWorkflowEvents({
@@ -40,7 +40,14 @@ describe('workflow events', () => {
     ]);
     expect(asked).toEqual([['D1', 'D2']]);
     expect(sent).toEqual([['device-D1', 'deviceConnected', [{ at: 1 }]]]);
-    expect(SIGNAL_ROUTES.map((r) => r.name)).toEqual(['first-connection']);
+    expect(SIGNAL_ROUTES.map((r) => r.name)).toEqual(['pairing-response', 'first-connection']);
+  });
+
+  it("routes a device's pairing answer to its pairing workflow, and builds no other events", () => {
+    const answer: DeviceEvent = { type: 'pairing-response', deviceId: 'ABCDEFGHJKMN', pairingId: 'P1', accept: true, at: 6 };
+    expect(routeEvents([...events, answer], SIGNAL_ROUTES)).toEqual([
+      { workflowId: 'pairing-ABCDEFGHJKMN', signal: 'deviceAnswer', args: [{ pairingId: 'P1', accept: true }] },
+    ]);
   });
 
   it('routes only the events a route matches, in order', () => {

@@ -4,21 +4,23 @@
 // them is committed, so a workflow never hears of something Postgres does not have.
 //
 // Extension point: add a route to SIGNAL_ROUTES (or pass `routes`) when a workflow starts waiting
-// on a device event. A route names the event type it wants and maps an event to (workflow ID,
-// signal name, args), or to null when the event is not for any workflow; `onlyStatus` keeps it to
-// devices whose Postgres status is one of those (one lookup per dispatch), so that an event every
-// connection makes does not become a signal every connection.
+// on a device event. The bridge builds events only of the types some route wants. A route names
+// the event type it wants and maps an event to (workflow ID, signal name, args), or to null when
+// the event is not for any workflow; `onlyStatus` keeps it to devices whose Postgres status is one
+// of those (one lookup per dispatch), so that an event every connection makes does not become a
+// signal every connection.
 import type { Client } from '@temporalio/client';
 import type { DeviceState } from '../domain/homie';
 import type { DeviceStatus } from '../domain/device-status';
-import { deviceConnectedSignal, deviceWorkflowId } from '../domain/messages';
+import { deviceAnswerSignal, deviceConnectedSignal, deviceWorkflowId, pairingWorkflowId } from '../domain/messages';
 import type { Logger } from '../runtime/logger';
 
 export type DeviceEvent =
   | { type: 'value'; deviceId: string; node: string; property: string; payload: string; at: number }
   | { type: 'state'; deviceId: string; state: DeviceState; at: number }
   | { type: 'config-reported'; deviceId: string; version: number; at: number }
-  | { type: 'command-result'; deviceId: string; requestId: string; ok: boolean; at: number };
+  | { type: 'command-result'; deviceId: string; requestId: string; ok: boolean; at: number }
+  | { type: 'pairing-response'; deviceId: string; pairingId: string; accept: boolean; at: number };
 export type DeviceEventType = DeviceEvent['type'];
 
 export interface SignalTarget {
@@ -38,8 +40,20 @@ export interface SignalRouteOf<T extends DeviceEventType> {
 /** A route for any one event type. */
 export type SignalRoute = { [T in DeviceEventType]: SignalRouteOf<T> }[DeviceEventType];
 
-/** The routing table. */
+/** The device's answer to a pairing request goes to its pairing workflow (which ignores an answer to another attempt). */
+const pairingResponseRoute: SignalRouteOf<'pairing-response'> = {
+  name: 'pairing-response',
+  event: 'pairing-response',
+  toSignal: (e) => ({ workflowId: pairingWorkflowId(e.deviceId), signal: deviceAnswerSignal.name, args: [{ pairingId: e.pairingId, accept: e.accept }] }),
+};
+
+/**
+ * The routing table. Example of another entry (OTA, when its workflow exists):
+ *   { name: 'ota-progress', event: 'value', toSignal: (e) => e.node === 'ota' && e.property === 'progress'
+ *       ? { workflowId: `device-update-${e.deviceId}`, signal: 'otaProgress', args: [{ payload: e.payload }] } : null }
+ */
 export const SIGNAL_ROUTES: readonly SignalRoute[] = [
+  pairingResponseRoute,
   {
     // A device announcing itself has logged in to the broker: a `manufactured` one's lifecycle
     // decides whether that makes it `free` (the bridge only reports).

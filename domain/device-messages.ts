@@ -45,6 +45,23 @@ export interface CommandResultMessage {
   error?: string;
 }
 
+/** platform → device on `$rdm/pairing/request`: a user asks to pair; the device confirms by its button before `expiresAt`. */
+export interface PairingRequestMessage {
+  pairingId: string;
+  expiresAt: string;
+}
+
+/** device → platform on `$rdm/pairing/response`. */
+export interface PairingResponseMessage {
+  pairingId: string;
+  accept: boolean;
+}
+
+/** platform → device, retained on `$rdm/owner` (an empty payload: no owner). */
+export interface OwnerMessage {
+  ownerId: string;
+}
+
 export const MAX_LOG_MESSAGE_CHARS = 4_096;
 
 function json(payload: Buffer | string): unknown {
@@ -89,4 +106,28 @@ export function parseCommandResult(payload: Buffer | string): CommandResultMessa
   const v = json(payload);
   if (!isObject(v) || typeof v.ok !== 'boolean' || (v.error !== undefined && typeof v.error !== 'string')) return null;
   return { ok: v.ok, ...(v.result !== undefined ? { result: v.result } : {}), ...(v.error !== undefined ? { error: v.error as string } : {}) };
+}
+
+/** Pairing and owner IDs are the platform's entity IDs; a bound keeps a hostile payload from carrying anything else. */
+const PAIRING_REF = /^[A-Za-z0-9_-]{1,64}$/;
+
+export function parsePairingRequest(payload: Buffer | string): PairingRequestMessage | null {
+  const v = json(payload);
+  if (!isObject(v) || typeof v.pairingId !== 'string' || !PAIRING_REF.test(v.pairingId)) return null;
+  if (typeof v.expiresAt !== 'string' || Number.isNaN(Date.parse(v.expiresAt))) return null;
+  return { pairingId: v.pairingId, expiresAt: v.expiresAt };
+}
+
+export function parsePairingResponse(payload: Buffer | string): PairingResponseMessage | null {
+  const v = json(payload);
+  if (!isObject(v) || typeof v.pairingId !== 'string' || !PAIRING_REF.test(v.pairingId) || typeof v.accept !== 'boolean') return null;
+  return { pairingId: v.pairingId, accept: v.accept };
+}
+
+/** The owner topic's payload: `{ownerId}`, or null for none (an empty payload clears it); undefined when malformed. */
+export function parseOwner(payload: Buffer | string): string | null | undefined {
+  if (payload.length === 0) return null;
+  const v = json(payload);
+  if (!isObject(v) || typeof v.ownerId !== 'string' || !PAIRING_REF.test(v.ownerId)) return undefined;
+  return v.ownerId;
 }

@@ -60,9 +60,16 @@ export class UnprocessableError extends AppError {
     super(422, code, message, details);
   }
 }
-/** Too many attempts (sign-in): the answer carries Retry-After. */
-export class RateLimitedError extends AppError {
-  constructor(readonly retryAfterS: number, message: string) {
-    super(429, 'rate_limited', message);
+/**
+ * Too many attempts (sign-in, sign-up, wrong pairing codes): refused until `retryAfterS` seconds
+ * have passed; the error middleware sends that as Retry-After.
+ */
+export class TooManyRequestsError extends AppError {
+  constructor(
+    message: string,
+    public readonly retryAfterS: number,
+    code: 'rate_limited' | 'too_many_attempts' = 'rate_limited',
+  ) {
+    super(429, code, message);
   }
 }

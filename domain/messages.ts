@@ -3,6 +3,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Actor, DeviceStatus } from './device-status';
 import type { Batch, NewBatch } from './model';
+import type { PairingStatus } from './pairing';
 
 // ---- Device lifecycle: one workflow per device, ID `device-<deviceId>` ----
 export const deviceWorkflowId = (deviceId: string) => `device-${deviceId}`;
@@ -135,3 +136,53 @@ export interface BulkStatusTally {
 
 /** Refusals kept in detail per operation; the rest are counted only. */
 export const MAX_REFUSED_DETAILS = 1000;
+
+// ---- Pairing: one workflow per attempt, ID `pairing-<deviceId>` (one attempt per device at a time) ----
+export const pairingWorkflowId = (deviceId: string) => `pairing-${deviceId}`;
+/** Unpairing: ID `unpair-<deviceId>`; a second request meets the running one. */
+export const unpairWorkflowId = (deviceId: string) => `unpair-${deviceId}`;
+
+export interface PairingInput {
+  deviceId: string;
+  /** How long the device has to confirm, from acceptance (PAIRING_TIMEOUT_S). */
+  timeoutS: number;
+}
+
+export interface PairingRequest {
+  pairingId: string;
+  userId: string;
+}
+
+export interface PairingView {
+  id: string;
+  deviceId: string;
+  userId: string;
+  status: PairingStatus;
+  expiresAt: string;
+}
+
+export interface DeviceAnswer {
+  pairingId: string;
+  accept: boolean;
+}
+
+export interface CancelPairingRequest {
+  pairingId: string;
+  userId: string;
+}
+
+/** Sent with the start (update-with-start): answers once the device is `pairing` and the attempt recorded, or refuses. */
+export const requestPairingUpdate = defineUpdate<PairingView, [PairingRequest]>('requestPairing');
+/** The device's answer, routed by the bridge (bridge/workflow-events.ts). */
+export const deviceAnswerSignal = defineSignal<[DeviceAnswer]>('deviceAnswer');
+/** The user cancels; answers with the attempt as it ended. */
+export const cancelPairingUpdate = defineUpdate<PairingView, [CancelPairingRequest]>('cancelPairing');
+export const pairingStateQuery = defineQuery<PairingView | null>('pairing');
+
+export interface UnpairInput {
+  deviceId: string;
+  /** The owner being removed (the device is unpaired only from this owner). */
+  ownerId: string;
+  actor: Actor;
+  actorId: string;
+}

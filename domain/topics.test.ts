@@ -1,5 +1,5 @@
 // The one parser of topic names: what it accepts, and the single spelling of a device's Homie ID.
-import { deviceIdOf, isMiscasedDeviceTopic, parseTopic, topics } from './topics';
+import { deviceIdOf, deviceInboundFilters, isMiscasedDeviceTopic, parseTopic, topics } from './topics';
 
 const D = '0123456789AB';
 const hid = D.toLowerCase();
@@ -10,6 +10,16 @@ describe('topics', () => {
     expect(parseTopic(topics.state(D))).toEqual({ kind: 'device-attribute', deviceId: D, attribute: '$state' });
     expect(parseTopic(topics.commandResult(D, 'r1'))).toEqual({ kind: 'command-result', deviceId: D, requestId: 'r1' });
     expect(parseTopic('other/x/y')).toBeNull();
+  });
+
+  it('has the pairing topics under $rdm, and a device subscribes to its requests and its owner', () => {
+    expect(topics.pairingRequest(D)).toBe(`homie/${hid}/$rdm/pairing/request`);
+    expect(parseTopic(topics.pairingRequest(D))).toEqual({ kind: 'pairing-request', deviceId: D });
+    expect(parseTopic(topics.pairingResponse(D))).toEqual({ kind: 'pairing-response', deviceId: D });
+    expect(parseTopic(topics.owner(D))).toEqual({ kind: 'owner', deviceId: D });
+    for (const bad of ['pairing', 'pairing/other', 'pairing/request/x', 'owner/x']) expect(parseTopic(`homie/${hid}/$rdm/${bad}`)).toBeNull();
+    expect(deviceInboundFilters(D)).toEqual(expect.arrayContaining([topics.pairingRequest(D), topics.owner(D)]));
+    expect(deviceInboundFilters(D)).not.toContain(topics.pairingResponse(D));
   });
 
   it('takes attribute names that can be JSON keys in Postgres, and nothing else', () => {

@@ -10,6 +10,9 @@
 //   homie/<id>/$rdm/log               device → platform  one log record (JSON)
 //   homie/<id>/$rdm/cmd/<reqId>       platform → device  a diagnostic command (JSON)
 //   homie/<id>/$rdm/cmd/<reqId>/result device → platform the command's answer (JSON)
+//   homie/<id>/$rdm/pairing/request   platform → device  {pairingId, expiresAt}, QoS 1, not retained
+//   homie/<id>/$rdm/pairing/response  device → platform  {pairingId, accept}, QoS 1
+//   homie/<id>/$rdm/owner             platform → device  {ownerId} or empty, retained, QoS 1
 //
 // Homie topic IDs are lowercase ([a-z0-9-]); device IDs are uppercase Crockford base32, which is
 // case-insensitive by design, so the Homie ID is simply the device ID in lowercase.
@@ -78,13 +81,22 @@ export const topics = {
   log: (deviceId: string) => `${base(deviceId)}/${RDM_EXTENSION}/log`,
   command: (deviceId: string, requestId: string) => `${base(deviceId)}/${RDM_EXTENSION}/cmd/${requestId}`,
   commandResult: (deviceId: string, requestId: string) => `${base(deviceId)}/${RDM_EXTENSION}/cmd/${requestId}/result`,
+  pairingRequest: (deviceId: string) => `${base(deviceId)}/${RDM_EXTENSION}/pairing/request`,
+  pairingResponse: (deviceId: string) => `${base(deviceId)}/${RDM_EXTENSION}/pairing/response`,
+  owner: (deviceId: string) => `${base(deviceId)}/${RDM_EXTENSION}/owner`,
 };
 
 /** What the bridge subscribes to (before any `$share/<group>/` prefix): every device's traffic. */
 export const ALL_DEVICES_FILTER = `${HOMIE_ROOT}/+/#`;
-/** Subscriptions of one device's firmware: its set commands, desired config and diagnostic commands. */
+/** Subscriptions of one device's firmware: set commands, desired config, diagnostic commands, pairing requests, its owner. */
 export function deviceInboundFilters(deviceId: string): string[] {
-  return [`${base(deviceId)}/+/+/set`, topics.configDesired(deviceId), `${base(deviceId)}/${RDM_EXTENSION}/cmd/+`];
+  return [
+    `${base(deviceId)}/+/+/set`,
+    topics.configDesired(deviceId),
+    `${base(deviceId)}/${RDM_EXTENSION}/cmd/+`,
+    topics.pairingRequest(deviceId),
+    topics.owner(deviceId),
+  ];
 }
 
 /** MQTT 5 shared subscription: the broker hands each message to one member of the group. */
@@ -102,7 +114,10 @@ export type ParsedTopic =
   | { kind: 'config-reported'; deviceId: string }
   | { kind: 'log'; deviceId: string }
   | { kind: 'command'; deviceId: string; requestId: string }
-  | { kind: 'command-result'; deviceId: string; requestId: string };
+  | { kind: 'command-result'; deviceId: string; requestId: string }
+  | { kind: 'pairing-request'; deviceId: string }
+  | { kind: 'pairing-response'; deviceId: string }
+  | { kind: 'owner'; deviceId: string };
 
 /**
  * Classifies a topic of the tree above; null for anything else (another root, a foreign device
@@ -119,6 +134,9 @@ export function parseTopic(topic: string): ParsedTopic | null {
     if (rest[0] === 'config' && rest.length === 1) return { kind: 'config-reported', deviceId };
     if (rest[0] === 'config' && rest.length === 2 && rest[1] === 'set') return { kind: 'config-desired', deviceId };
     if (rest[0] === 'log' && rest.length === 1) return { kind: 'log', deviceId };
+    if (rest[0] === 'owner' && rest.length === 1) return { kind: 'owner', deviceId };
+    if (rest[0] === 'pairing' && rest.length === 2 && rest[1] === 'request') return { kind: 'pairing-request', deviceId };
+    if (rest[0] === 'pairing' && rest.length === 2 && rest[1] === 'response') return { kind: 'pairing-response', deviceId };
     if (rest[0] === 'cmd' && rest.length >= 2 && rest.length <= 3 && REQUEST_ID_PATTERN.test(rest[1]!)) {
       if (rest.length === 2) return { kind: 'command', deviceId, requestId: rest[1]! };
       if (rest[2] === 'result') return { kind: 'command-result', deviceId, requestId: rest[1]! };

@@ -17,8 +17,8 @@ const url = testEnv().mqttUrl;
 const root = path.resolve(__dirname, '..');
 const tsx = path.join(root, 'node_modules', '.bin', 'tsx');
 
-function run(args: string[]): { proc: ChildProcess; lines: () => Record<string, unknown>[]; exit: Promise<number | null> } {
-  const proc = spawn(tsx, args, { cwd: root, env: { ...process.env, MQTT_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+function run(args: string[], stdin: 'ignore' | 'pipe' = 'ignore'): { proc: ChildProcess; lines: () => Record<string, unknown>[]; exit: Promise<number | null> } {
+  const proc = spawn(tsx, args, { cwd: root, env: { ...process.env, MQTT_URL: '' }, stdio: [stdin, 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
@@ -86,6 +86,33 @@ it('main.ts: a SIGKILL of the launcher (tsx) powers the device off: last will, n
     await w.value(topics.state(id), 'lost', 5_000);
     // The device process (tsx's child) is gone too.
     await until(() => (execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).includes(file) ? undefined : true), 3_000, 'the device process to exit');
+  } finally {
+    proc.kill('SIGKILL');
+    await w.close();
+    await clearRetained(url, [id]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}, 30_000);
+
+it('main.ts: a pairing request waits for the button, which is the `press` command on stdin; the owner is shown', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fw-cli-'));
+  const row = syntheticRow((Date.now() % 100_000) + 3);
+  const file = path.join(dir, 'device.json');
+  fs.writeFileSync(file, JSON.stringify({ deviceId: row.deviceId, secret: row.secret, mqttUrl: url, model: 'thermostat' }));
+  const id = row.deviceId;
+  const w = await TreeWatcher.open(url, topics.deviceAll(id));
+  const { proc, lines } = run(['firmware/main.ts', '--file', file], 'pipe');
+  try {
+    await w.value(topics.state(id), 'ready', 15_000);
+    proc.stdin!.write('press\n'); // nothing to press yet
+    await until(() => lines().find((l) => l.msg === 'no pairing request is waiting'), 5_000, 'nothing to press');
+    w.client.publish(topics.pairingRequest(id), JSON.stringify({ pairingId: 'P-CLI', expiresAt: new Date(Date.now() + 60_000).toISOString() }), { qos: 1 });
+    await until(() => lines().find((l) => l.msg === 'pairing request: type "press" to accept, "refuse" to refuse'), 5_000, 'the request');
+    expect(w.get(topics.pairingResponse(id))).toBeUndefined(); // waits for the button
+    proc.stdin!.write('press\n');
+    await w.value(topics.pairingResponse(id), JSON.stringify({ pairingId: 'P-CLI', accept: true }), 5_000);
+    w.client.publish(topics.owner(id), JSON.stringify({ ownerId: 'U-CLI' }), { qos: 1, retain: true });
+    await until(() => lines().find((l) => l.msg === 'owner' && l.ownerId === 'U-CLI'), 5_000, 'the owner');
   } finally {
     proc.kill('SIGKILL');
     await w.close();

@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { IClientOptions, IPublishPacket, MqttClient, PacketCallback } from 'mqtt';
-import { LOG_LEVELS, parseCommand, parseDesiredConfig, type CommandResultMessage, type LogLevel, type LogMessage, type Settings } from '../domain/device-messages';
+import { LOG_LEVELS, parseCommand, parseDesiredConfig, parseOwner, parsePairingRequest, type CommandResultMessage, type LogLevel, type LogMessage, type PairingRequestMessage, type PairingResponseMessage, type Settings } from '../domain/device-messages';
 import { encodeValue, type DeviceState, type HomieValue, type ValueCheck } from '../domain/homie';
 import { isDeviceId } from '../domain/ids';
 import { deviceInboundFilters, parseTopic, topics } from '../domain/topics';
@@ -21,6 +21,7 @@ import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff';
 import { runDiagnostic, type DiagnosticsHost, type SelfTestCheck } from './diagnostics';
 import { describeDevice, IMPLEMENTATION, simulatedMac, type HomieMode } from './homie-description';
 import { LogRing } from './log-ring';
+import { DevicePairing, type PairingMode } from './pairing';
 import { getModel } from './models';
 import { createRng, hashSeed } from './models/rng';
 import { Simulation, type SimProperty } from './models/simulation';
@@ -69,6 +70,8 @@ export interface DeviceOptions {
   logRingSize?: number;
   /** Mirrors the device's log records (the CLI's pino logger). */
   logger?: Logger;
+  /** A pairing request waits for the button (pressButton(), default), or is answered at once. */
+  pairing?: PairingMode;
 }
 
 export type ConnectionStatus = 'stopped' | 'connecting' | 'online' | 'offline' | 'rebooting';
@@ -89,6 +92,9 @@ export interface DeviceEvents {
   reboot: { bootCount: number };
   log: LogMessage;
   stopped: Record<string, never>;
+  'pairing-request': PairingRequestMessage;
+  'pairing-answered': PairingResponseMessage;
+  owner: { ownerId: string | null };
 }
 type EventName = keyof DeviceEvents;
 type Listener<K extends EventName> = (arg: DeviceEvents[K]) => void;
@@ -118,6 +124,7 @@ export interface DeviceSnapshot {
   values: PropertySnapshot[];
   config: { version: number | null; settings: Settings };
   effectiveSettings: Settings;
+  pairing: { pending: PairingRequestMessage | null; owner: string | null };
 }
 
 export interface DeviceCounters {
@@ -213,6 +220,7 @@ export class Device extends EventEmitter {
   private readonly pendingLogs: LogMessage[] = [];
   private readonly seenRequests = new Set<string>();
   private readonly reader: (node: string, property: string) => HomieValue;
+  private readonly pairing: DevicePairing;
 
   constructor(options: DeviceOptions) {
     super();
@@ -236,6 +244,7 @@ export class Device extends EventEmitter {
     this.effective = this.computeEffective();
     this.sim = new Simulation(this.model, createRng(seed), () => this.effective);
     this.reader = (node, property) => this.sim.get(node, property);
+    this.pairing = new DevicePairing(options.pairing ?? 'button');
 
     // Everything the publish path needs, built once.
     const qos = options.qos ?? 1;
@@ -570,6 +579,63 @@ export class Device extends EventEmitter {
     if (t.kind === 'set') this.applySet(t.node, t.property, payload.toString('utf8'), 'mqtt');
     else if (t.kind === 'config-desired') this.onDesiredConfig(payload);
     else if (t.kind === 'command') void this.onCommand(t.requestId, payload, packet.retain);
+    else if (t.kind === 'pairing-request') this.onPairingRequest(payload, packet.retain);
+    else if (t.kind === 'owner') this.onOwner(payload);
+  }
+
+  // ---------------------------------------------------------------- pairing (firmware/pairing.ts)
+
+  private onPairingRequest(payload: Buffer, retained: boolean): void {
+    const req = retained ? null : parsePairingRequest(payload); // a request is an event, never retained
+    if (!req) {
+      this.log('warn', 'pairing request ignored', { retained });
+      return;
+    }
+    this.log('info', 'pairing requested', { pairingId: req.pairingId, expiresAt: req.expiresAt });
+    this.emit('pairing-request', req);
+    const answer = this.pairing.onRequest(req, Date.now());
+    if (answer) this.answerPairing(answer);
+  }
+
+  private onOwner(payload: Buffer): void {
+    const owner = parseOwner(payload);
+    if (owner === undefined) {
+      this.log('warn', 'owner message ignored: malformed');
+      return;
+    }
+    if (owner === this.pairing.owner) return;
+    this.pairing.owner = owner;
+    this.log('info', owner ? 'owner set' : 'owner cleared', { ownerId: owner });
+    this.emit('owner', { ownerId: owner });
+  }
+
+  private answerPairing(answer: PairingResponseMessage): void {
+    this.publishOther(topics.pairingResponse(this.deviceId), JSON.stringify(answer), QOS1);
+    this.log('info', answer.accept ? 'pairing accepted' : 'pairing refused', { pairingId: answer.pairingId });
+    this.emit('pairing-answered', answer);
+  }
+
+  /** The device's pairing button: accepts the pending request. False when none is pending. */
+  pressButton(): boolean {
+    const answer = this.pairing.press(Date.now());
+    if (answer) this.answerPairing(answer);
+    return answer !== null;
+  }
+
+  /** Refuses the pending request. False when none is pending. */
+  refusePairing(): boolean {
+    const answer = this.pairing.refuse(Date.now());
+    if (answer) this.answerPairing(answer);
+    return answer !== null;
+  }
+
+  /** The owner the platform last told this device (null: none). */
+  get owner(): string | null {
+    return this.pairing.owner;
+  }
+
+  setPairingMode(mode: PairingMode): void {
+    this.pairing.mode = mode;
   }
 
   /** Validates, applies, echoes on the property topic, persists. Invalid input changes nothing. */
@@ -815,6 +881,7 @@ export class Device extends EventEmitter {
       })),
       config: { version: this.configVersion, settings: { ...this.settings } },
       effectiveSettings: { ...this.effective },
+      pairing: { pending: this.pairing.pending(Date.now()), owner: this.pairing.owner },
     };
   }
 

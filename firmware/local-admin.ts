@@ -140,6 +140,13 @@ export function renderPage(s: DeviceSnapshot): string {
 <p>Device <b id="device-id">${escapeHtml(s.deviceId)}</b> · model ${escapeHtml(s.model)} · Homie ${escapeHtml(s.homie)} · firmware ${escapeHtml(s.firmware.version)}</p>
 <p>State <b id="state">${escapeHtml(s.state)}</b>${s.alert ? ` — alert: ${escapeHtml(s.alert)}` : ''}</p>
 <p>Cloud connection <b id="connection">${escapeHtml(c.status)}</b> to ${escapeHtml(c.mqttUrl)} (connections ${c.connects}, reconnects ${c.reconnects}${c.lastError ? `, last error: ${escapeHtml(c.lastError)}` : ''})</p>
+<h2>Pairing</h2>
+<p>Owner <b id="owner">${escapeHtml(s.pairing.owner ?? 'none')}</b></p>
+${s.pairing.pending
+    ? `<p id="pairing-request">A user asks to pair (attempt ${escapeHtml(s.pairing.pending.pairingId)}, until ${escapeHtml(s.pairing.pending.expiresAt)}).</p>
+<form method="post" action="/api/pairing/accept"><button id="pair-button">Pair (the device's button)</button></form>
+<form method="post" action="/api/pairing/refuse"><button>Refuse</button></form>`
+    : '<p>No pairing request.</p>'}
 <h2>Values</h2>
 <table><tr><th>Property</th><th>Name</th><th>Value</th><th>Unit</th><th></th></tr>
 ${rows}
@@ -206,6 +213,18 @@ export async function startLocalAdmin(o: LocalAdminOptions): Promise<LocalAdmin>
       if (!r.ok) throw new HttpError(400, 'invalid settings', r.errors);
       if (body.kind === 'form') seeOther(res);
       else sendJson(res, 200, { version: device.snapshot().config.version, settings: r.settings });
+      return;
+    }
+    const pairing = /^\/api\/pairing\/(accept|refuse)$/.exec(path);
+    if (pairing) {
+      // The button, pressed from the page (or refused): answers the pending request.
+      if (method !== 'POST') throw new HttpError(405, 'POST only');
+      const form = (req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
+      req.resume();
+      const done = pairing[1] === 'accept' ? device.pressButton() : device.refusePairing();
+      if (!done) throw new HttpError(409, 'no pairing request is waiting');
+      if (form) seeOther(res);
+      else sendJson(res, 200, { answered: pairing[1] });
       return;
     }
     const m = /^\/api\/sensors\/([^/]+)\/([^/]+)$/.exec(path);

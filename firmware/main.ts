@@ -3,21 +3,34 @@
 //   npx tsx firmware/main.ts --file devices.csv --device <ID> [--row <n>] [--model ev-charger]
 //     [--homie 3.0] [--admin-port 8080] [--admin-host 127.0.0.1] [--admin-auth]
 //     [--state-dir DIR] [--interval 5000] [--qos 0|1] [--broker mqtt://host:1884] [--log-level info]
+//     [--pairing button|accept|refuse]
+//
+// Standard input takes commands, one per line: `press` (the pairing button: accept the pending
+// request), `refuse` (refuse it), `owner` (print the owner).
 //
 // The broker is the file's `mqtt_url` when it has one, else --broker, else MQTT_URL, else
 // mqtt://127.0.0.1:1884 (the platform's embedded broker).
+import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../runtime/logger';
 import { homieArg, intArg, qosArg } from './cli-args';
 import { Device } from './device';
 import { startLocalAdmin, type LocalAdmin } from './local-admin';
 import { findModel, MODEL_NAMES } from './models';
+import { PAIRING_MODES, type PairingMode } from './pairing';
 import { loadProvisioning } from './provisioning';
+
+function pairingArg(v: string | undefined): PairingMode | undefined {
+  if (v === undefined) return undefined;
+  if (!(PAIRING_MODES as readonly string[]).includes(v)) throw new Error(`--pairing must be one of ${PAIRING_MODES.join(', ')}`);
+  return v as PairingMode;
+}
 
 const USAGE = `usage: npx tsx firmware/main.ts --file <devices.csv|provisioning.json> (--device <ID> | --row <n>)
   [--model ${MODEL_NAMES.join('|')}] [--homie 4.0|3.0] [--interval <ms>] [--qos 0|1]
   [--state-dir <dir>] [--admin-port <port>] [--admin-host <host>] [--admin-auth]
-  [--broker <mqtt url>] [--log-level debug|info|warn|error]`;
+  [--broker <mqtt url>] [--log-level debug|info|warn|error] [--pairing button|accept|refuse]
+stdin commands: press | refuse | owner`;
 
 async function main(): Promise<void> {
   const { values: a } = parseArgs({
@@ -35,6 +48,7 @@ async function main(): Promise<void> {
       'admin-auth': { type: 'boolean' },
       broker: { type: 'string' },
       'log-level': { type: 'string' },
+      pairing: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -61,6 +75,7 @@ async function main(): Promise<void> {
     qos: qosArg(a.qos),
     stateDir: a['state-dir'] ?? null,
     logger: log,
+    pairing: pairingArg(a.pairing),
   });
   device.on('connect-error', ({ error }) => log.debug({ err: error.message }, 'mqtt connection failed'));
   device.on('reconnect-scheduled', ({ attempt, delayMs }) => log.info({ attempt, delayMs }, 'reconnecting'));
@@ -76,6 +91,20 @@ async function main(): Promise<void> {
     });
     log.info({ url: admin.url }, 'local admin page');
   }
+  device.on('pairing-request', (r) => log.info({ pairingId: r.pairingId, expiresAt: r.expiresAt }, 'pairing request: type "press" to accept, "refuse" to refuse'));
+  device.on('owner', ({ ownerId }) => log.info({ ownerId }, 'owner'));
+  const commands = readline.createInterface({ input: process.stdin, terminal: false });
+  commands.on('line', (line) => {
+    const cmd = line.trim();
+    if (cmd === 'press' || cmd === 'refuse') {
+      const done = cmd === 'press' ? device.pressButton() : device.refusePairing();
+      if (!done) log.warn('no pairing request is waiting');
+    } else if (cmd === 'owner') {
+      log.info({ ownerId: device.owner }, 'owner');
+    } else if (cmd) {
+      log.warn({ command: cmd.slice(0, 40) }, 'unknown command (press | refuse | owner)');
+    }
+  });
   device.start();
   log.info({ deviceId: p.deviceId, model: modelName, broker: p.mqttUrl, homie: device.homie }, 'device started');
 

@@ -2,6 +2,7 @@
 // Every variable has a default that works on a fresh machine; a wrong value names itself.
 import path from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_PAIRING_TIMEOUT_S } from '../domain/pairing';
 
 const url = (protocols: string[]) =>
   z.string().refine((v) => {
@@ -69,6 +70,8 @@ const schema = z.object({
   LOG_RETENTION_PER_DEVICE: z.coerce.number().int().min(1).max(10_000_000).default(10_000),
   /** How long a set or a diagnostic command waits for the device's answer before 504. */
   DEVICE_REPLY_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(5_000),
+  /** How long a device has to confirm a pairing (design/contract.md). Read by the API, which starts each attempt with it. */
+  PAIRING_TIMEOUT_S: z.coerce.number().int().min(5).max(3_600).default(DEFAULT_PAIRING_TIMEOUT_S),
   /** On SIGTERM the worker takes no new tasks and gives in-flight activities this long to finish. */
   WORKER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   /** The API server's limits (api/http/server.ts, docs/api.md "Limits and timeouts"). */

@@ -4,9 +4,11 @@ import { isGrpcServiceError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeout
 import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
 import { AppError, ConflictError, UnavailableError } from '../domain/errors';
 import { CREDENTIALS_NOT_SYNCED, STATUS_NOT_RECORDED } from '../domain/messages';
+import { PAIRING_REFUSALS } from '../domain/pairing';
 
 /** Codes that workflow update handlers and validators use, with the HTTP status each stands for. */
 const REFUSAL_STATUS: Record<string, number> = {
+  ...PAIRING_REFUSALS,
   illegal_transition: 409,
   device_blocked: 409,
   forbidden_transition: 403,
@@ -26,7 +28,7 @@ function causes(err: unknown): unknown[] {
   return chain;
 }
 
-function findApplicationFailure(err: unknown): ApplicationFailure | undefined {
+export function findApplicationFailure(err: unknown): ApplicationFailure | undefined {
   return causes(err).find((e): e is ApplicationFailure => e instanceof ApplicationFailure);
 }
 

@@ -6,10 +6,11 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { findTemporalCli } from '../runtime/embedded/temporal-cli';
 import type { Batch } from '../domain/model';
-import { batchWorkflowId, deviceConnectedSignal, deviceWorkflowId } from '../domain/messages';
+import { batchWorkflowId, deviceAnswerSignal, deviceConnectedSignal, deviceWorkflowId, pairingWorkflowId, unpairWorkflowId } from '../domain/messages';
+import { cancelPairing, requestPairing, unpair } from '../temporal/pairing-workflows';
 import { testEnv } from './support/env';
 import { rotateDeviceSecret, setDeviceBlocked, startDeviceLifecycle, transitionDevice } from '../temporal/device-workflows';
-import { eventually, startStack } from './support/stack';
+import { eventually, startStack, type Stack } from './support/stack';
 
 const ROOT = path.resolve(__dirname, '..');
 const FIXTURES = path.join(__dirname, 'fixtures', 'histories');
@@ -65,6 +66,8 @@ async function record(): Promise<void> {
     // That was the run's second change: it continued as new (the knob), so its history is complete.
     await eventually(async () => (await s.temporal.workflow.getHandle(workflowId, secondRun).describe()).status.name === 'CONTINUED_AS_NEW');
 
+    await recordPairing(s, save, batch.id);
+
     save('device-lifecycle-v4-continue-as-new', workflowId, firstRun); // v4: manufactured after the broker has the login
     save('device-lifecycle-v4-access', workflowId, secondRun); // v4: rejected update, block, rotate, first connection
     save('batch-provisioning-v4', batchWorkflowId(batch.id)); // v4: syncs the batch's logins beside the starts
@@ -74,10 +77,38 @@ async function record(): Promise<void> {
   }
 }
 
+/**
+ * Pairing fixtures (v1): an attempt met by a second user and confirmed by the device, a cancelled
+ * one, and an unpairing. The device's answer is the signal the bridge would send.
+ */
+async function recordPairing(s: Stack, save: (name: string, workflowId: string, runId?: string) => void, batchId: string): Promise<void> {
+  const ctx = { temporal: s.temporal, db: s.db, taskQueue: s.taskQueue, timeoutS: 120 };
+  const ids = (await s.db('devices').where({ batch_id: batchId }).orderBy('seq').pluck('id')) as string[];
+  const [a, b] = [ids[1]!, ids[2]!];
+  for (const id of [a, b]) {
+    const st = (await s.db('devices').where({ id }).first('status')).status as string;
+    for (const to of ['manufacturing', 'manufactured', 'free'].slice(st === 'manufacturing' ? 1 : 0)) await transitionDevice(s.temporal, id, { to: to as 'free', actor: 'admin' });
+  }
+  const code = (id: string) => s.credentials.device(id).pairingCode;
+  const p = await requestPairing(ctx, { deviceId: a, code: code(a), userId: 'U-REPLAY' });
+  await requestPairing(ctx, { deviceId: a, code: code(a), userId: 'U-OTHER' }).catch(() => undefined);
+  await requestPairing(ctx, { deviceId: a, code: code(a), userId: 'U-REPLAY' });
+  const handle = s.temporal.workflow.getHandle(pairingWorkflowId(a));
+  const pairedRun = (await handle.describe()).runId;
+  await handle.signal(deviceAnswerSignal, { pairingId: p.id, accept: true });
+  await handle.result();
+  const q = await requestPairing(ctx, { deviceId: b, code: code(b), userId: 'U-REPLAY' });
+  await cancelPairing(ctx, { pairingId: q.id, userId: 'U-REPLAY' });
+  await unpair(ctx, { deviceId: a, userId: 'U-REPLAY', asAdmin: false });
+  save('pairing-v1-paired', pairingWorkflowId(a), pairedRun);
+  save('pairing-v1-cancelled', pairingWorkflowId(b));
+  save('unpair-v1', unpairWorkflowId(a));
+}
+
 it('replays every recorded workflow history on the current code', async () => {
   if (process.env.RECORD_HISTORIES) await record();
   const files = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.json'));
-  expect(files.length).toBeGreaterThanOrEqual(15);
+  expect(files.length).toBeGreaterThanOrEqual(18);
   const out = execFileSync(process.execPath, [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'scripts/replay-histories.ts'), testEnv().workflowBundlePath], { encoding: 'utf8' });
   expect(out).toContain(`${files.length} histories replayed`);
 }, 600_000);

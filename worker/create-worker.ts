@@ -14,6 +14,7 @@ import type { CredentialStore } from '../broker/credential-store';
 import type { CredentialDeriver } from '../domain/credentials';
 import { deviceTaskQueue, fanoutTaskQueue } from '../domain/messages';
 import type { Db } from '../db/knex';
+import type { DevicePublisher } from '../runtime/device-publisher';
 
 export interface WorkerDeps {
   connection: NativeConnection;
@@ -24,6 +25,8 @@ export interface WorkerDeps {
   credentials: CredentialDeriver;
   /** Where device logins reach the broker (broker/stores.ts picks it from the configuration). */
   broker: CredentialStore;
+  /** Publishes to devices (an MQTT client with TCP_NODELAY; runtime/device-publisher.ts). */
+  publisher: DevicePublisher;
   /** A prebuilt workflow bundle (tests build one for the whole suite); otherwise bundled from source. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** How long a stop waits for in-flight activities to finish before cancelling them (default 10 s). */
@@ -46,7 +49,7 @@ const FANOUT_ACTIVITIES = ['createDevices', 'startLifecycleWorkflows', 'applySta
  * drained, `shutdown()` stops both; if either fails, the other is stopped too.
  */
 export async function createWorker(d: WorkerDeps): Promise<Worker> {
-  const activities = createActivities({ db: d.db, temporal: d.temporal, taskQueue: d.taskQueue, credentials: d.credentials, broker: d.broker });
+  const activities = createActivities({ db: d.db, temporal: d.temporal, taskQueue: d.taskQueue, credentials: d.credentials, broker: d.broker, publisher: d.publisher });
   const shutdown = { shutdownGraceTime: d.shutdownGraceTime ?? DEFAULT_SHUTDOWN_GRACE_TIME, ...(d.shutdownForceTime !== undefined ? { shutdownForceTime: d.shutdownForceTime } : {}) };
   const fanoutNames = new Set<string>(FANOUT_ACTIVITIES);
   const workflowWorker = (taskQueue: string) =>

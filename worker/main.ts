@@ -3,13 +3,15 @@
 import { Client } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { createWorker } from './create-worker';
-import { credentialStoreFor } from '../broker/stores';
+import { credentialStoreFor, platformLogin } from '../broker/stores';
 import { createDb } from '../db/knex';
 import { migrateWhenFree } from '../db/migrate';
 import { loadConfigOrExit } from '../runtime/config';
 import { loadCredentialDeriver } from '../runtime/device-key';
 import { ensureSearchAttributes } from '../runtime/embedded/temporal-dev-server';
+import { mqttPublisher } from '../runtime/device-publisher';
 import { createLogger } from '../runtime/logger';
+import { connectMqtt } from '../runtime/mqtt-client';
 import { exitWith } from '../runtime/process';
 import { redactUrl, serviceAddresses } from '../runtime/services';
 
@@ -49,6 +51,9 @@ async function main() {
     log.warn({ err: err.message }, 'could not register the custom search attributes; register them with `temporal operator search-attribute create`'),
   );
   const temporal = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE });
+  // The worker's own MQTT client (pairing requests, owners); mqtt.js reconnects by itself and an
+  // activity that cannot publish fails and is retried.
+  const mqtt = connectMqtt(addr.mqttUrl, 'worker', platformLogin(credentials, 'rdm-worker'));
   const worker = await createWorker({
     connection,
     namespace: cfg.TEMPORAL_NAMESPACE,
@@ -57,6 +62,7 @@ async function main() {
     temporal,
     credentials,
     broker,
+    publisher: mqttPublisher(mqtt),
     shutdownGraceTime: graceMs,
     shutdownForceTime: graceMs + 15_000,
   });
@@ -66,6 +72,7 @@ async function main() {
   await worker.run();
   await broker.close();
   await connection.close();
+  await mqtt.endAsync().catch(() => undefined);
   await db.destroy();
   log.info('worker stopped');
 }

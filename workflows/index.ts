@@ -2,3 +2,5 @@
 export { deviceLifecycle } from './device-lifecycle';
 export { batchProvisioning } from './batch-provisioning';
 export { bulkStatus } from './bulk-status';
+export { pairing } from './pairing';
+export { unpairDevice } from './unpair';

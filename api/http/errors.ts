@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import { ZodError } from 'zod';
 import { KnexTimeoutError } from 'knex';
-import { AppError, UnavailableError, ValidationError } from '../../domain/errors';
+import { AppError, TooManyRequestsError, UnavailableError, ValidationError } from '../../domain/errors';
 import type { Logger } from '../../runtime/logger';
 
 export function zodToValidationError(err: ZodError, where: string): ValidationError {
@@ -39,6 +39,7 @@ export function errorHandler(log: Logger) {
       res.destroy(); // a stream failed half-way: cut it so the client sees a broken download, not a short one
       return;
     }
+    if (e instanceof TooManyRequestsError) res.setHeader('Retry-After', String(e.retryAfterS));
     res.status(e.status).json({ error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
   };
 }

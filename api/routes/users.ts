@@ -2,7 +2,7 @@
 import type { ApiDeps } from '../deps';
 import { route } from '../http/route';
 import { createUserBody, errorResponse, meSchema, sessionSchema, signInBody, userSchema } from '../schemas';
-import { ConflictError, ForbiddenError, RateLimitedError, UnauthorizedError, UnavailableError } from '../../domain/errors';
+import { ConflictError, ForbiddenError, TooManyRequestsError, UnauthorizedError, UnavailableError } from '../../domain/errors';
 import { newEntityId } from '../../domain/ids';
 import { newSessionToken, sha256Hex } from '../../domain/credentials';
 import { hashPassword, verifyPassword } from '../../domain/passwords';
@@ -21,8 +21,7 @@ const DEFAULT_SESSION_TTL_S = 12 * 3_600;
 function limit(limiter: SignInLimiter, email: string, address: string, res: Response, what: string): void {
   const wait = limiter.take(email, address);
   if (wait === 0) return;
-  res.setHeader('Retry-After', String(wait));
-  throw new RateLimitedError(wait, `too many ${what}: retry in ${wait} s`);
+  throw new TooManyRequestsError(`too many ${what}: retry in ${wait} s`, wait);
 }
 
 export function userRoutes(d: ApiDeps, limiters: { signIn: SignInLimiter; signUp: SignInLimiter }, authenticate: Authenticate, gate = new PasswordGate()) {

@@ -6,6 +6,7 @@ import * as m002 from './002_device_data';
 import * as m003 from './003_bridge_committed_packets';
 import * as m004 from './004_people';
 import * as m005 from './005_broker_identity';
+import * as m006 from './006_pairing';
 
 const MIGRATIONS: Record<string, Knex.Migration> = {
   '001_initial': m001,
@@ -13,6 +14,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '003_bridge_committed_packets': m003,
   '004_people': m004,
   '005_broker_identity': m005,
+  '006_pairing': m006,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

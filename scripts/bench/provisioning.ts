@@ -15,6 +15,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/wo
 import knexFactory from 'knex';
 import { buildApp } from '../../api/app';
 import { DeviceRequests } from '../../api/device-requests';
+import { mqttPublisher } from '../../runtime/device-publisher';
 import { connectMqtt } from '../../runtime/mqtt-client';
 import os from 'node:os';
 import { ensureBootstrapAdmin } from '../../api/bootstrap-admin';
@@ -67,14 +68,14 @@ async function main() {
   const tRawUpdates = performance.now() - u0;
   idleWorker.shutdown();
   await idleRunning;
+  // Not used by provisioning, but every API and worker has its device link.
+  const mqtt = connectMqtt(process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883', 'bench');
   // Provisioning alone: no broker logins to mirror (an anonymous broker, MQTT_URL).
-  const worker = await createWorker({ connection: native, namespace: 'default', taskQueue, db, temporal, credentials, broker: noCredentialStore });
+  const worker = await createWorker({ connection: native, namespace: 'default', taskQueue, db, temporal, credentials, broker: noCredentialStore, publisher: mqttPublisher(mqtt) });
   const running = worker.run();
   const adminToken = newApiToken();
   await ensureBootstrapAdmin(db, os.tmpdir(), adminToken); // ADMIN_TOKEN acts as the platform admin
   const company = await insertCompany(db, { id: newEntityId(), name: 'bench', createdBy: 'bench' });
-  // Not used by provisioning, but every API has its device link.
-  const mqtt = connectMqtt(process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883', 'bench');
   const app = buildApp({ db, temporal, taskQueue, credentials, log, adminToken, devices: new DeviceRequests(mqtt), readiness: [] });
   const server: Server = await new Promise((r) => {
     const s = app.listen(0, '127.0.0.1', () => r(s));

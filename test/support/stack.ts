@@ -10,6 +10,7 @@ import { DEFAULT_EXPORT_LIMITS, type ExportLimits } from '../../api/exports';
 import { DEFAULT_SERVER_LIMITS, listen, type ServerLimits } from '../../api/http/server';
 import { DeviceRequests } from '../../api/device-requests';
 import { connectMqtt } from '../../runtime/mqtt-client';
+import { mqttPublisher } from '../../runtime/device-publisher';
 import { CredentialDeriver, newApiToken, sha256Hex } from '../../domain/credentials';
 import { newEntityId } from '../../domain/ids';
 import { createDb, type Db } from '../../db/knex';
@@ -146,7 +147,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   async function startWorker() {
     if (worker) return;
     const conn = await NativeConnection.connect({ address: env.temporalAddress });
-    const w = await createWorker({ connection: conn, namespace: 'default', taskQueue, db, temporal, credentials, broker: testCredentialStore(), workflowBundle: { codePath: env.workflowBundlePath } });
+    const w = await createWorker({ connection: conn, namespace: 'default', taskQueue, db, temporal, credentials, broker: testCredentialStore(), publisher: mqttPublisher(mqtt), workflowBundle: { codePath: env.workflowBundlePath } });
     worker = { w, conn, running: w.run() };
   }
   async function stopWorker() {
