@@ -11,6 +11,7 @@ import { provisioningRows, type Provisioning } from '../firmware/provisioning';
 import { createLogger } from '../runtime/logger';
 import { readPairing, requestPairing, type PairingContext } from '../temporal/pairing-workflows';
 import { testEnv } from './support/env';
+import { registerDevices } from './support/broker';
 import { eventually, startStack, type Stack } from './support/stack';
 import { exited, spawnWorker } from './support/worker-process';
 
@@ -46,11 +47,14 @@ beforeAll(async () => {
     logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'bridge'),
   });
   worker = spawnWorker(s.taskQueue, dataDir);
-  const r = await s.api('/api/v1/batches', { method: 'POST', json: { name: 'pairing crash', count: 2 } });
+  const r = await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'pairing crash', count: 2 } });
   const batch = (await r.json()) as { id: string };
   await eventually(async () => ((await (await s.api(`/api/v1/batches/${batch.id}`)).json()) as { provisioning: { status: string } }).provisioning.status === 'ready', 60_000);
   for (const to of ['manufacturing', 'manufactured', 'free']) await s.api(`/api/v1/batches/${batch.id}/status`, { method: 'POST', json: { status: to } });
   creds = provisioningRows(await (await s.api(`/api/v1/batches/${batch.id}/devices.csv`)).text(), { broker: testEnv().mqttUrl });
+  // The worker here is a process of its own, configured for an external broker (no logins to
+  // mirror): the devices' logins go to the run's broker as the embedded product's worker puts them.
+  await registerDevices(creds);
 }, 120_000);
 
 afterAll(async () => {

@@ -52,7 +52,7 @@ beforeAll(async () => {
   if (!bin) throw new Error('no temporal-test-server: run `npm run setup` (scripts/ensure-setup.js installs it)');
   s = await startStack();
   db = s.db;
-  const r = await s.api('/api/v1/batches', { method: 'POST', json: { name: 'pairing clock', count: 6 } });
+  const r = await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'pairing clock', count: 6 } });
   const batchId = ((await r.json()) as { id: string }).id;
   await eventually(async () => ((await (await s.api(`/api/v1/batches/${batchId}`)).json()) as { provisioning: { status: string } }).provisioning.status === 'ready');
   ids = (await db('devices').where({ batch_id: batchId }).orderBy('seq').pluck('id')) as string[];

@@ -59,7 +59,7 @@ beforeAll(async () => {
     signaller: temporalSignaller(s.temporal),
     logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'bridge'),
   });
-  const batch = await json(await s.api('/api/v1/batches', { method: 'POST', json: { name: 'pairing', count: 40, model: 'ev-charger' } }), 201);
+  const batch = await json(await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'pairing', count: 40, model: 'ev-charger' } }), 201);
   await eventually(async () => (await json(await s.api(`/api/v1/batches/${batch.id}`), 200)).provisioning.status === 'ready');
   for (const status of ['manufacturing', 'manufactured']) {
     expect((await json(await s.api(`/api/v1/batches/${batch.id}/status`, { method: 'POST', json: { status } }), 200)).changed).toBe(40);
