@@ -14,6 +14,7 @@ import { tokenRoutes } from './routes/tokens';
 import { userRoutes } from './routes/users';
 import { companyRoutes } from './routes/companies';
 import { auditRoutes } from './routes/audit';
+import { pairingRoutes } from './routes/pairings';
 import { SIGN_UP_RULES, SignInLimiter } from './sign-in-limiter';
 import { PasswordGate } from './password-gate';
 import { alertRoutes } from './routes/alerts';
@@ -65,6 +66,6 @@ export function apiRoutes(d: ApiDeps, downloads: ExportGate, authenticate: Authe
   const routes: RouteSpec[] = [];
   routes.push(...healthRoutes(d, () => routes), ...batchRoutes(d, downloads), ...deviceRoutes(d), ...deviceAccessRoutes(d), ...tokenRoutes(d));
   routes.push(...deviceControlRoutes(d), ...deviceConfigRoutes(d), ...diagnosticsRoutes(d), ...alertRoutes(d));
-  routes.push(...userRoutes(d, limiters, authenticate, limiters.passwords), ...companyRoutes(d), ...auditRoutes(d));
+  routes.push(...userRoutes(d, limiters, authenticate, limiters.passwords), ...companyRoutes(d), ...auditRoutes(d), ...pairingRoutes(d));
   return routes;
 }

@@ -31,6 +31,8 @@ export interface ApiDeps {
   devices: DeviceRequests;
   /** How long a set or a command waits for the device before 504 (DEVICE_REPLY_TIMEOUT_MS). */
   replyTimeoutMs?: number;
+  /** How long a device has to confirm a pairing (PAIRING_TIMEOUT_S). */
+  pairingTimeoutS?: number;
   /** The broker address written into devices.csv for the devices (PUBLIC_MQTT_URL, else MQTT_URL). */
   publicMqttUrl?: string;
 }

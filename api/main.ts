@@ -51,6 +51,7 @@ async function main() {
     adminToken: cfg.ADMIN_TOKEN,
     signup: cfg.SIGNUP,
     sessionTtlS: cfg.SESSION_TTL_S,
+    pairingTimeoutS: cfg.PAIRING_TIMEOUT_S,
     devices: new DeviceRequests(mqtt),
     replyTimeoutMs: cfg.DEVICE_REPLY_TIMEOUT_MS,
     publicMqttUrl: cfg.MQTT_DEVICE_URL ?? addr.mqttUrl,

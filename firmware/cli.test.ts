@@ -97,6 +97,7 @@ it('main.ts: a SIGKILL of the launcher (tsx) powers the device off: last will, n
 it('main.ts: a pairing request waits for the button, which is the `press` command on stdin; the owner is shown', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fw-cli-'));
   const row = syntheticRow((Date.now() % 100_000) + 3);
+  await registerDevices([row]);
   const file = path.join(dir, 'device.json');
   fs.writeFileSync(file, JSON.stringify({ deviceId: row.deviceId, secret: row.secret, mqttUrl: url, model: 'thermostat' }));
   const id = row.deviceId;

@@ -264,3 +264,46 @@ describe('unpairing', () => {
     expect(await refusal(unpair(ctx, { deviceId: 'ABCDEFGHJKMN', userId: 'U-ADMIN', asAdmin: true }))).toMatchObject({ status: 404 });
   }, 90_000);
 });
+
+describe('over the REST API, by signed-in people', () => {
+  /** A code that is not the device's (the right one, its last character changed). */
+  const notTheCode = (code: string) => code.slice(0, -1) + (code.endsWith('A') ? 'B' : 'A');
+  it('pairs (202 with Location), confirms by the button, shows the attempt to its person only, and unpairs by the owner', async () => {
+    const { d, code } = await freeDevice({ pairing: 'accept' });
+    const alice = await s.endUser();
+    const bob = await s.endUser();
+    const told = d.waitFor('owner', 30_000, (o) => o.ownerId === alice.userId);
+    const r = await s.api('/api/v1/pairings', { token: alice.token, method: 'POST', json: { deviceId: d.deviceId, code: code.toLowerCase() } });
+    const p = await json<{ id: string; status: string; userId: string }>(r, 202);
+    expect(p).toMatchObject({ status: 'pending', userId: alice.userId });
+    expect(r.headers.get('location')).toBe(`/api/v1/pairings/${p.id}`);
+    await told;
+    await eventually(async () => (await json<{ status: string }>(await s.api(`/api/v1/pairings/${p.id}`, { token: alice.token }), 200)).status === 'paired');
+    expect((await s.api(`/api/v1/pairings/${p.id}`, { token: bob.token })).status).toBe(404); // someone else's attempt: not there
+    expect((await s.api(`/api/v1/devices/${d.deviceId}`, { token: alice.token })).status).toBe(200); // hers now
+    expect((await s.api(`/api/v1/devices/${d.deviceId}`, { token: bob.token })).status).toBe(404);
+    // Bob, with the code, is refused: the device is taken.
+    expect((await s.api('/api/v1/pairings', { token: bob.token, method: 'POST', json: { qr: qrPayload(d.deviceId, code) } })).status).toBe(409);
+    expect((await s.api(`/api/v1/devices/${d.deviceId}/owner`, { token: bob.token, method: 'DELETE' })).status).toBe(404);
+    const forgot = d.waitFor('owner', 30_000, (o) => o.ownerId === null);
+    expect(await json(await s.api(`/api/v1/devices/${d.deviceId}/owner`, { token: alice.token, method: 'DELETE' }), 200)).toEqual({ deviceId: d.deviceId, status: 'free' });
+    await forgot;
+    expect(await row(d.deviceId)).toEqual({ status: 'free', owner_id: null });
+    expect((await s.api(`/api/v1/devices/${d.deviceId}`, { token: alice.token })).status).toBe(404);
+  }, 90_000);
+
+  it('answers a wrong code 403, a bad QR 422, and cancels by DELETE (only its person): the device is free again', async () => {
+    const { d, code } = await freeDevice();
+    const carol = await s.endUser();
+    const dave = await s.endUser();
+    expect(((await json<{ error: { code: string } }>(await s.api('/api/v1/pairings', { token: carol.token, method: 'POST', json: { deviceId: d.deviceId, code: notTheCode(code) } }), 403)).error.code)).toBe('wrong_pairing_code');
+    expect((await s.api('/api/v1/pairings', { token: carol.token, method: 'POST', json: { qr: 'hello' } })).status).toBe(422);
+    expect((await s.api('/api/v1/pairings', { token: carol.token, method: 'POST', json: { deviceId: d.deviceId } })).status).toBe(400);
+    const p = await json<{ id: string }>(await s.api('/api/v1/pairings', { token: carol.token, method: 'POST', json: { deviceId: d.deviceId, code } }), 202);
+    expect((await s.api(`/api/v1/pairings/${p.id}`, { token: dave.token, method: 'DELETE' })).status).toBe(404);
+    expect(await json(await s.api(`/api/v1/pairings/${p.id}`, { token: carol.token, method: 'DELETE' }), 200)).toMatchObject({ id: p.id, status: 'cancelled' });
+    expect((await row(d.deviceId)).status).toBe('free');
+    expect((await s.api(`/api/v1/pairings/${p.id}`, { token: carol.token, method: 'DELETE' })).status).toBe(200); // a repeat answers the same
+    expect((await s.api('/api/v1/pairings', { method: 'POST', json: { deviceId: d.deviceId, code }, token: null })).status).toBe(401);
+  }, 90_000);
+});

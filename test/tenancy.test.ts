@@ -18,6 +18,7 @@ import { COMPANY_ROLES, type CompanyRole } from '../domain/roles';
 import type { Batch } from '../domain/model';
 import { insertCommand } from '../db/repositories/diagnostic-commands';
 import { insertSession } from '../db/repositories/sessions';
+import { transitionDevice } from '../temporal/device-workflows';
 import { startStack, eventually, type Caller, type Stack } from './support/stack';
 
 let s: Stack;
@@ -42,6 +43,8 @@ let stranger: Caller;
 let revoked: string;
 let expiredSession: string;
 let bulkOperationId: string;
+/** A third device of A's, paired to `owner` through its lifecycle: the owner's unpair call takes this one (it unpairs for real). */
+let spareOwnedId: string;
 const commandOf: Record<string, string> = {};
 const ruleOf: Record<string, string> = {};
 
@@ -54,7 +57,7 @@ async function tenant(name: string): Promise<Tenant> {
   const companyId = await s.company(name);
   const alertIds: string[] = [];
   const members = Object.fromEntries(await Promise.all(COMPANY_ROLES.map(async (role) => [role, await s.member(role, companyId)]))) as Record<CompanyRole, Caller>;
-  const batch = await ok<Batch>(await s.api('/api/v1/batches', { method: 'POST', json: { companyId, name, count: 2 } }));
+  const batch = await ok<Batch>(await s.api('/api/v1/batches', { method: 'POST', json: { companyId, name, count: 3 } }));
   await eventually(async () => (await ok<Batch>(await s.api(`/api/v1/batches/${batch.id}`), 200)).provisioning.status === 'ready', 60_000);
   const [deviceId, ownedDeviceId] = (await s.db('devices').where({ batch_id: batch.id }).orderBy('seq').pluck('id')) as [string, string];
   for (const id of [deviceId, ownedDeviceId]) {
@@ -81,6 +84,10 @@ beforeAll(async () => {
   stranger = await s.endUser();
   await s.db('devices').where({ id: A.ownedDeviceId }).update({ owner_id: owner.userId });
   A.ids.push(owner.userId);
+  spareOwnedId = ((await s.db('devices').where({ batch_id: A.batchId }).orderBy('seq').pluck('id')) as string[])[2]!;
+  for (const to of ['manufacturing', 'manufactured', 'free'] as const) await ok(await s.api(`/api/v1/devices/${spareOwnedId}/status`, { method: 'POST', json: { status: to } }), 200);
+  for (const to of ['pairing', 'paired'] as const) await transitionDevice(s.temporal, spareOwnedId, { to, actor: 'system' });
+  await s.db('devices').where({ id: spareOwnedId }).update({ owner_id: owner.userId });
   // On the owned device only: the matrix's own status changes of A.deviceId must change something.
   bulkOperationId = (await ok<{ id: string }>(await s.api(`/api/v1/batches/${A.batchId}/status`, { method: 'POST', json: { status: 'manufacturing', deviceIds: [A.ownedDeviceId] } }), 200)).id;
   A.ids.push(bulkOperationId);
@@ -159,7 +166,22 @@ const SAMPLES: Record<string, Sample> = {
     return { path: { id: A.companyId, participationId: p as string } };
   },
   'get /audit': async () => ({ query: 'limit=1000' }),
+  // Not a QR: answered 422 by the pairing rules to everyone the policy lets in (nothing changes).
+  'post /pairings': async () => ({ body: { qr: 'not a device QR code' } }),
+  'get /pairings/:id': async (c) => ({ path: { id: await pairingFor(c) } }),
+  'delete /pairings/:id': async (c) => ({ path: { id: await pairingFor(c) } }),
+  // An owner unpairs the spare device (for real); everyone else names the device they are given.
+  'delete /devices/:id/owner': async (c) => ({ path: { id: c.caller === owner && c.device === A.ownedDeviceId ? spareOwnedId : c.device } }),
 };
+
+/** A finished pairing attempt on A's device: the caller's own when they are one of A's people, else A's admin's. */
+async function pairingFor(c: Call): Promise<string> {
+  const id = newEntityId();
+  const mine = [...Object.values(A.members), owner].some((m) => m.userId === c.caller.userId);
+  const userId = mine ? c.caller.userId : A.members.admin.userId;
+  await s.db('pairings').insert({ id, device_id: A.deviceId, user_id: userId, status: 'expired', expires_at: new Date(), created_at: new Date(), finished_at: new Date() });
+  return id;
+}
 
 /** A fresh token: the caller's own when they are one of A's people, else one of A's admin. */
 async function tokenFor(c: Call): Promise<string> {

@@ -17,6 +17,7 @@ export const PERMISSIONS = [
   'devices:configure', // change a device's desired settings
   'devices:block', // refuse a device at the broker (and cut it off), or let it in again
   'devices:credentials', // rotate a device's MQTT secret (the new one is shown once)
+  'devices:unpair', // make a paired device forget its owner (the owner, or an admin)
   'alerts:manage', // threshold rules
   'users:create', // create accounts (then give them a role with participations:manage)
   'companies:create', // platform admins only
@@ -33,7 +34,7 @@ const COMPANY_ROLE_PERMISSIONS: Record<CompanyRole, readonly Permission[]> = {
   viewer: ['self', 'companies:read', 'batches:read', 'devices:read', 'devices:telemetry'],
 };
 /** What a device's owner (an end user) may do with it. */
-const OWNER_PERMISSIONS: readonly Permission[] = ['devices:read', 'devices:telemetry', 'devices:control', 'devices:configure'];
+const OWNER_PERMISSIONS: readonly Permission[] = ['devices:read', 'devices:telemetry', 'devices:control', 'devices:configure', 'devices:unpair'];
 /** What a user a device is shared with may do with it (shares arrive with their own step). */
 const SHARE_PERMISSIONS: Record<ShareRole, readonly Permission[]> = {
   serviceman: ['devices:read', 'devices:telemetry', 'devices:control', 'devices:configure'],
