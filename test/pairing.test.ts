@@ -290,6 +290,8 @@ describe('over the REST API, by signed-in people', () => {
     await forgot;
     expect(await row(d.deviceId)).toEqual({ status: 'free', owner_id: null });
     expect((await s.api(`/api/v1/devices/${d.deviceId}`, { token: alice.token })).status).toBe(404);
+    const logged = await json<{ items: { action: string; userId: string | null }[] }>(await s.api(`/api/v1/audit?deviceId=${d.deviceId}&limit=100`), 200);
+    expect(logged.items.filter((e) => e.action === 'device.paired' || e.action === 'device.unpaired').map((e) => e.action).sort()).toEqual(['device.paired', 'device.unpaired']);
   }, 90_000);
 
   it('answers a wrong code 403, a bad QR 422, and cancels by DELETE (only its person): the device is free again', async () => {

@@ -2,6 +2,7 @@
 // idempotent (the pairing workflow's activities may run twice), and a finished attempt never
 // changes again.
 import type { Db } from '../knex';
+import { insertAudit } from './audit';
 import type { DeviceStatus } from '../../domain/device-status';
 import type { PairingView } from '../../domain/messages';
 import { PAIRING_ATTEMPT_LIMITS, type FinishedPairingStatus, type PairingStatus } from '../../domain/pairing';
@@ -53,11 +54,17 @@ export async function finishPairing(db: Db, id: string, status: FinishedPairingS
   await db('pairings').where({ id, status: 'pending' }).update({ status, finished_at: at });
 }
 
-/** The device's owner and the attempt's end, in one transaction: nobody sees one without the other. */
+/**
+ * The device's owner, the attempt's end and its audit record, in one transaction: nobody sees one
+ * without the others. A retry finds the attempt no longer pending and records nothing twice.
+ */
 export async function completePairing(db: Db, p: { pairingId: string; deviceId: string; userId: string; at: string }): Promise<void> {
   await db.transaction(async (trx) => {
     await trx('devices').where({ id: p.deviceId }).update({ owner_id: p.userId });
-    await trx('pairings').where({ id: p.pairingId, status: 'pending' }).update({ status: 'paired', finished_at: p.at });
+    const ended = await trx('pairings').where({ id: p.pairingId, status: 'pending' }).update({ status: 'paired', finished_at: p.at });
+    if (ended === 0) return;
+    const device = (await trx('devices').where({ id: p.deviceId }).first('company_id')) as { company_id: string | null } | undefined;
+    await insertAudit(trx, { userId: p.userId, credentialId: null }, { action: 'device.paired', companyId: device?.company_id ?? null, deviceId: p.deviceId, target: { type: 'pairing', id: p.pairingId } });
   });
 }
 
