@@ -10,7 +10,6 @@
 // property is settable and the device online, and it stores every echo meanwhile), reference-
 // firmware devices (model ev-charger) in a child process, a Mosquitto of the run's own with
 // set_tcp_nodelay, and node's fetch (undici, keep-alive) as the HTTP client in this process.
-import { fork, type ChildProcess } from 'node:child_process';
 import type { Server } from 'node:http';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
@@ -27,7 +26,7 @@ import { Device } from '../../firmware/device';
 import { generateCredentials, type FleetCredential } from '../../firmware/fleet';
 import { connectMqtt } from '../../runtime/mqtt-client';
 import {
-  Targets, ProcMonitor, awaitQuiet, insertDevices, machineLine, ownMosquitto, pct, percentile, quiet, runBench, scratchDatabase, sleep, startBridgeProcess, table, type Cleanup,
+  Targets, ProcMonitor, awaitQuiet, forkDevices, insertDevices, machineLine, ownMosquitto, pct, percentile, quiet, runBench, scratchDatabase, sleep, startBridgeProcess, table, type Cleanup,
 } from './support';
 
 const TARGET_P50_MS = 3;
@@ -155,24 +154,7 @@ function devicesChild(): void {
   });
 }
 
-async function startDevices(cleanup: Cleanup, mqttUrl: string, creds: FleetCredential[]): Promise<{ pid: number }> {
-  const child: ChildProcess = fork(__filename, ['--role', 'devices'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  cleanup.add('stop the devices', async () => {
-    if (child.exitCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    if (child.connected) child.disconnect();
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  });
-  const ready = new Promise<void>((resolve, reject) => {
-    child.once('message', (m: { ready?: boolean; error?: string }) => (m.ready ? resolve() : reject(new Error(`devices: ${m.error}`))));
-    child.once('exit', (code) => reject(new Error(`the devices process exited (${code})`)));
-  });
-  child.send({ mqttUrl, creds });
-  await ready;
-  return { pid: child.pid! };
-}
+const startDevices = (cleanup: Cleanup, mqttUrl: string, creds: FleetCredential[]) => forkDevices(cleanup, __filename, mqttUrl, creds);
 
 // ------------------------------------------------------------------ main
 

@@ -10,7 +10,6 @@
 // routing the devices' answers as signals), a Temporal dev server with a SQLite file (as `npm start`
 // runs it), a Mosquitto of the run's own with set_tcp_nodelay, a scratch PostgreSQL database, and
 // the devices in a child process of their own.
-import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,7 +33,7 @@ import { requestPairing, type PairingContext } from '../../temporal/pairing-work
 import { createWorker } from '../../worker/create-worker';
 import { newEntityId } from '../../domain/ids';
 import { createDb } from '../../db/knex';
-import { ROOT, Targets, awaitQuiet, machineLine, ownMosquitto, percentile, runBench, scratchDatabase, secs, sleep, startBridgeProcess, table, type Cleanup } from './support';
+import { ROOT, Targets, awaitQuiet, forkDevices, machineLine, ownMosquitto, percentile, runBench, scratchDatabase, secs, sleep, startBridgeProcess, table, type Cleanup } from './support';
 import { ask } from './workflows/bare-pairing';
 
 const TARGET_P99_MS = 1_000;
@@ -71,23 +70,7 @@ function devicesChild(): void {
   });
 }
 
-async function startDevices(cleanup: Cleanup, mqttUrl: string, creds: FleetCredential[]): Promise<void> {
-  const child: ChildProcess = fork(__filename, ['--role', 'devices'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  cleanup.add('stop the devices', async () => {
-    if (child.exitCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    if (child.connected) child.disconnect();
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  });
-  const ready = new Promise<void>((resolve, reject) => {
-    child.once('message', (m: { ready?: boolean; error?: string }) => (m.ready ? resolve() : reject(new Error(`devices: ${m.error}`))));
-    child.once('exit', (code) => reject(new Error(`the devices process exited (${code})`)));
-  });
-  child.send({ mqttUrl, creds });
-  await ready;
-}
+const startDevices = (cleanup: Cleanup, mqttUrl: string, creds: FleetCredential[]) => forkDevices(cleanup, __filename, mqttUrl, creds);
 
 async function main(cleanup: Cleanup): Promise<number> {
   const { values: a } = parseArgs({

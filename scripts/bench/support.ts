@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import knexFactory from 'knex';
 import pino from 'pino';
@@ -469,4 +469,27 @@ export async function getIdempotent(url: string): Promise<Response> {
     if (cause?.code !== 'ECONNRESET' && cause?.code !== 'UND_ERR_SOCKET') throw err;
     return fetch(url);
   }
+}
+
+/**
+ * Runs the benchmark script's own device side (`<script> --role devices`) in a child process, so
+ * that the devices' CPU is not the measured process's; resolves once it reports them ready.
+ */
+export async function forkDevices(cleanup: Cleanup, script: string, mqttUrl: string, creds: readonly FleetCredential[]): Promise<{ pid: number }> {
+  const child: ChildProcess = fork(script, ['--role', 'devices'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  cleanup.add('stop the devices', async () => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    if (child.connected) child.disconnect();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    child.once('message', (m: { ready?: boolean; error?: string }) => (m.ready ? resolve() : reject(new Error(`devices: ${m.error}`))));
+    child.once('exit', (code) => reject(new Error(`the devices process exited (${code})`)));
+  });
+  child.send({ mqttUrl, creds });
+  await ready;
+  return { pid: child.pid! };
 }
