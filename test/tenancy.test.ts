@@ -89,7 +89,10 @@ beforeAll(async () => {
   for (const to of ['pairing', 'paired'] as const) await transitionDevice(s.temporal, spareOwnedId, { to, actor: 'system' });
   await s.db('devices').where({ id: spareOwnedId }).update({ owner_id: owner.userId });
   // On the owned device only: the matrix's own status changes of A.deviceId must change something.
-  bulkOperationId = (await ok<{ id: string }>(await s.api(`/api/v1/batches/${A.batchId}/status`, { method: 'POST', json: { status: 'manufacturing', deviceIds: [A.ownedDeviceId] } }), 200)).id;
+  // Finished within the second it waits (200) on a quiet machine, still running (202) on a busy one.
+  const bulk = await s.api(`/api/v1/batches/${A.batchId}/status`, { method: 'POST', json: { status: 'manufacturing', deviceIds: [A.ownedDeviceId] } });
+  bulkOperationId = (await ok<{ id: string }>(bulk, bulk.status === 202 ? 202 : 200)).id;
+  await eventually(async () => (await ok<{ state: string }>(await s.api(`/api/v1/bulk-operations/${bulkOperationId}`), 200)).state === 'completed', 120_000, 200);
   A.ids.push(bulkOperationId);
 
   // A revoked token and an expired session of A's admin, never used before (so never cached).

@@ -45,7 +45,7 @@ it('survives a worker crash half-way through a 2,000-device batch without creati
     const done = await eventually(async () => {
       const b = (await (await s.api(`/api/v1/batches/${batch.id}`)).json()) as Batch;
       return b.provisioning.status === 'ready' ? b : null;
-    }, 120_000, 250);
+    }, 240_000, 250);
     expect(done.provisioning).toMatchObject({ devicesCreated: 2000, workflowsStarted: 2000 });
 
     const devices = await s.db('devices').where({ batch_id: batch.id }).select('id', 'seq');
@@ -64,4 +64,4 @@ it('survives a worker crash half-way through a 2,000-device batch without creati
     worker.kill('SIGTERM');
     await new Promise((res) => worker.once('exit', res));
   }
-}, 240_000);
+}, 400_000);

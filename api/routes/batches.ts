@@ -14,7 +14,7 @@ import { SA } from '../../domain/search-attributes';
 import type { Batch, NewBatch } from '../../domain/model';
 import { countDevicesByStatus, getBatch, listBatches } from '../../db/repositories/batches';
 import { getCompany } from '../../db/repositories/companies';
-import { getBulkOperation } from '../../db/repositories/bulk-operations';
+import { getBulkOperation, insertBulkOperation } from '../../db/repositories/bulk-operations';
 import { batchCsv } from '../../files/csv';
 import { bundleZip } from '../../files/bundle-zip';
 import { batchExportRows, type ExportGate } from '../exports';
@@ -232,6 +232,9 @@ export function batchRoutes(d: ApiDeps, downloads: ExportGate) {
             if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
             return d.temporal.workflow.getHandle<typeof bulkStatus>(workflowId);
           });
+        // The row the Location reads, written once the workflow is accepted (its first activity
+        // writes the same row, idempotently): polled at once, the operation is never a 404.
+        await insertBulkOperation(d.db, { id: operationId, batchId: batch.id, targetStatus: body.status, requested: body.deviceIds?.length ?? batch.count, createdBy: principal.userId });
         await audit(d.db, principal, { action: 'batch.status_changed', companyId: batch.companyId, batchId: batch.id, target: { type: 'bulk-operation', id: operationId }, details: { status: body.status, devices: body.deviceIds?.length ?? 'all' } });
         const waitMs = d.bulkWaitMs ?? 20_000;
         const finished = await Promise.race([handle.result().then(() => true), sleep(waitMs).then(() => false)]);

@@ -187,7 +187,10 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       server.closeAllConnections();
       devices.close();
       await mqtt.endAsync(true);
-      await connection.close();
+      // A stopped worker's cancelled fan-out may leave a workflow start in the client's retry
+      // loop on a loaded machine; closing the channel under it throws from its retry timer, which
+      // fails the test file. So the channel closes a little later (unref: it holds nothing open).
+      setTimeout(() => void connection.close().catch(() => undefined), 30_000).unref();
       await db.destroy();
     },
   };
