@@ -99,6 +99,29 @@ export async function lifecycleWorkflows(temporal: Client, r: WorkloadResult, n:
 }
 
 /** Postgres status = workflow state = DeviceStatus search attribute = what the drive asked for. */
+/**
+ * The platform frees a `manufactured` device on its authenticated connection (the lifecycle
+ * decides, actor `system`), and the fleet is connected throughout: a device the drive left
+ * `manufactured` may since have been moved to `free` by the system. That is the product at work,
+ * not a mismatch: it is expected (one change more). Returns how many devices it concerned.
+ */
+export async function expectFirstConnections(db: Db, r: WorkloadResult): Promise<number> {
+  const freed = (await db('device_status_events as e')
+    .join('devices as d', 'd.id', 'e.device_id')
+    .where('d.batch_id', r.batchId)
+    .where({ 'e.from_status': 'manufactured', 'e.to_status': 'free', 'e.actor': 'system' })
+    .whereRaw('e.version = d.status_version')
+    .pluck('e.device_id')) as string[];
+  let n = 0;
+  for (const id of freed) {
+    const want = r.expected.get(id);
+    if (want?.status !== 'manufactured') continue;
+    r.expected.set(id, { status: 'free', changes: want.changes + 1 });
+    n++;
+  }
+  return n;
+}
+
 export async function statusesAgree(db: Db, temporal: Client, r: WorkloadResult): Promise<Check> {
   const c = new CheckBuilder('status: Postgres = workflow state = search attribute = requested');
   const rows: DeviceRow[] = await db('devices').where({ batch_id: r.batchId }).select('id', 'status', 'status_version');

@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { Client, Connection } from '@temporalio/client';
 import { runBench, sleep, type Cleanup } from '../bench/support';
 import { ApiClient } from './api-client';
-import { bulkApplied, devicesOnce, historyConsistent, lifecycleWorkflows, statusesAgree, telemetryTally, type Check, type TelemetryTally } from './checks';
+import { bulkApplied, devicesOnce, expectFirstConnections, historyConsistent, lifecycleWorkflows, statusesAgree, telemetryTally, type Check, type TelemetryTally } from './checks';
 import { planKills, runKills, seededRng, type KillRecord } from './monkey';
 import { PRODUCT_PROCESSES, startChaosStack, waitReady, type ChaosStack, type ProductProcess } from './stack';
 import { Workload, type WorkloadResult } from './workload';
@@ -178,6 +178,8 @@ async function main(cleanup: Cleanup, o: Options): Promise<number> {
   if (result.batchId) {
     checks.push(await devicesOnce(stack.db.db, result, o.devices));
     checks.push(await lifecycleWorkflows(temporal, result, o.devices));
+    const firstConnections = await expectFirstConnections(stack.db.db, result);
+    if (firstConnections > 0) console.log(`  ${firstConnections} devices freed by their first connection while manufactured (expected: the lifecycle does it)`);
     checks.push(await statusesAgree(stack.db.db, temporal, result));
     checks.push(await historyConsistent(stack.db.db, result));
     checks.push(await bulkApplied(stack.db.db, result, o.devices));
