@@ -183,8 +183,11 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     },
     async stop() {
       await stopWorker();
-      await new Promise<void>((r) => server.close(() => r()));
+      // Closing waits for every connection to end: drop idle keep-alive ones at once, or a stop
+      // waits out the keep-alive timeout (65 s) of a connection some client left open.
+      const closed = new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
+      await closed;
       devices.close();
       await mqtt.endAsync(true);
       // A stopped worker's cancelled fan-out may leave a workflow start in the client's retry
