@@ -11,6 +11,7 @@ import { deviceStatusActivities } from './device-status';
 import { classifyFailures } from './failures';
 import { pairingActivities } from './pairing';
 import { provisioningActivities } from './provisioning';
+import { sharingActivities } from './sharing';
 
 export interface ActivityDeps {
   db: Db;
@@ -31,6 +32,7 @@ export function createActivities(deps: ActivityDeps) {
     ...bulkStatusActivities(deps),
     ...brokerCredentialActivities(deps),
     ...pairingActivities(deps),
+    ...sharingActivities(deps),
   });
 }
 

@@ -15,6 +15,8 @@ import { userRoutes } from './routes/users';
 import { companyRoutes } from './routes/companies';
 import { auditRoutes } from './routes/audit';
 import { pairingRoutes } from './routes/pairings';
+import { shareRoutes } from './routes/shares';
+import { propertyAccessRoutes } from './routes/property-access';
 import { SIGN_UP_RULES, SignInLimiter } from './sign-in-limiter';
 import { PasswordGate } from './password-gate';
 import { alertRoutes } from './routes/alerts';
@@ -67,5 +69,6 @@ export function apiRoutes(d: ApiDeps, downloads: ExportGate, authenticate: Authe
   routes.push(...healthRoutes(d, () => routes), ...batchRoutes(d, downloads), ...deviceRoutes(d), ...deviceAccessRoutes(d), ...tokenRoutes(d));
   routes.push(...deviceControlRoutes(d), ...deviceConfigRoutes(d), ...diagnosticsRoutes(d), ...alertRoutes(d));
   routes.push(...userRoutes(d, limiters, authenticate, limiters.passwords), ...companyRoutes(d), ...auditRoutes(d), ...pairingRoutes(d));
+  routes.push(...shareRoutes(d), ...propertyAccessRoutes(d));
   return routes;
 }

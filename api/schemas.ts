@@ -4,7 +4,8 @@ import { DEVICE_STATUSES } from '../domain/device-status';
 import { DEVICE_ID_PATTERN, ENTITY_ID_PATTERN } from '../domain/ids';
 import { AUDIT_ACTIONS } from '../domain/audit';
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../domain/passwords';
-import { COMPANY_ROLES } from '../domain/roles';
+import { COMPANY_ROLES, SHARE_ROLES } from '../domain/roles';
+import { ANY, AUDIENCES, SETTINGS_NODE, SHARE_END_REASONS } from '../domain/sharing';
 import { JSON_DOCUMENT_LIMITS, NO_NUL_TEXT, isStorableText, jsonProblem } from '../domain/json-limits';
 
 /**
@@ -286,7 +287,9 @@ export const sensorSchema = z.object({
   payload: z.string().nullable().describe('the value as the device published it'),
   updatedAt: timestamp.nullable(),
   describedAt: timestamp,
-  visibility: z.array(z.string()).describe('roles that may see this property'),
+  visibility: z.array(z.enum(AUDIENCES)).describe("who of the device's end users sees this property (company staff see every one): the company's declaration for the model, else everyone"),
+  settableBy: z.array(z.enum(AUDIENCES)).describe('who of them may set it (empty when it is not settable)'),
+  canSet: z.boolean().describe('whether the caller may set it'),
 });
 export const sensorsSchema = z.object({ deviceId: z.string(), online: z.boolean(), items: z.array(sensorSchema) });
 
@@ -445,3 +448,47 @@ export const alertRuleSchema = z.object({
   createdAt: timestamp,
 });
 export const alertRulesQuery = z.object({ deviceId: deviceId.optional(), ...pageQuery }).strict();
+
+// ---- sharing ----
+export const createShareBody = z
+  .object({
+    userId: entityId.describe('the person the device is shared with (an account on the platform)'),
+    role: z.enum(SHARE_ROLES).describe('serviceman: sees and sets what the declaration lets a serviceman; viewer: sees, never sets'),
+    expiresAt: isoTime.optional().describe('the share ends by itself at this time; omitted: until revoked or the device is unpaired'),
+  })
+  .strict();
+export const shareSchema = z.object({
+  id: z.string(),
+  deviceId: z.string(),
+  userId: z.string(),
+  role: z.enum(SHARE_ROLES),
+  expiresAt: timestamp.nullable(),
+  createdBy: z.string(),
+  createdAt: timestamp,
+  endedAt: timestamp.nullable(),
+  endReason: z.enum(SHARE_END_REASONS).nullable(),
+});
+export const shareParams = z.object({ id: deviceId, shareId: entityId }).strict();
+export const listSharesQuery = z.object({ includeEnded: z.enum(['true', 'false']).optional().describe('also ended shares (default false)'), ...pageQuery }).strict();
+
+const modelName = z.string().regex(/^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$/, "a device model (1-64 letters, digits, . _ -), or * for every model");
+const accessNode = z.string().regex(/^(\*|\$settings|[a-z0-9][a-z0-9-]{0,63})$/, `a Homie node ID, ${SETTINGS_NODE} for the device's settings, or ${ANY}`);
+const accessProperty = z.string().regex(/^(\*|[A-Za-z0-9_.-]{1,64})$/, `a Homie property ID or a setting name, or ${ANY}`);
+export const modelParams = z.object({ id: entityId, model: modelName }).strict();
+export const propertyAccessParams = z.object({ id: entityId, model: modelName, node: accessNode, property: accessProperty }).strict();
+const audiences = z.array(z.enum(AUDIENCES)).max(AUDIENCES.length).refine((a) => new Set(a).size === a.length, 'each at most once');
+export const propertyAccessBody = z
+  .object({
+    visibleTo: audiences.describe("who of the device's end users sees the property (company staff always do)"),
+    settableBy: audiences.describe('who of them may set it: a subset of visibleTo (a viewer never sets)'),
+  })
+  .strict()
+  .refine((b) => b.settableBy.every((a) => b.visibleTo.includes(a)), { message: 'settableBy: must be a subset of visibleTo', path: ['settableBy'] })
+  .refine((b) => !b.settableBy.includes('viewer'), { message: 'settableBy: a viewer never sets', path: ['settableBy'] });
+export const propertyAccessSchema = z.object({
+  model: z.string(),
+  node: z.string(),
+  property: z.string(),
+  visibleTo: z.array(z.enum(AUDIENCES)),
+  settableBy: z.array(z.enum(AUDIENCES)),
+});

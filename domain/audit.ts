@@ -18,11 +18,12 @@ export const AUDIT_ACTIONS = [
   'participation.removed',
   'token.created',
   'token.revoked',
-  // Hooks for the steps that come next: pairing, shares, blocks, firmware updates.
   'device.paired',
   'device.unpaired',
   'device.shared',
   'device.share_ended',
+  'property_access.set',
+  'property_access.removed',
   'device.blocked',
   'device.unblocked',
   'device.secret_rotated',

@@ -186,3 +186,15 @@ export interface UnpairInput {
   actor: Actor;
   actorId: string;
 }
+
+// ---- Sharing: one timer workflow per share with an end, ID `share-<shareId>` ----
+export const shareExpiryWorkflowId = (shareId: string) => `share-${shareId}`;
+
+export interface ShareExpiryInput {
+  shareId: string;
+  deviceId: string;
+  expiresAt: string;
+}
+
+/** The share ended before its time (revoked, unpaired, or never recorded): the timer has nothing left to do. */
+export const shareEndedSignal = defineSignal<[]>('shareEnded');

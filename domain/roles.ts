@@ -1,5 +1,5 @@
 // Who a person is to a company or a device. A participation gives a user one company role; an
-// end user (a device owner) belongs to no company; shares (a later step) give a user a role on
+// end user (a device owner) belongs to no company; shares give a user a role on
 // one device. What each role may do is decided in one place: api/http/policy.ts.
 
 export const COMPANY_ROLES = ['admin', 'manufacturer', 'technician', 'viewer'] as const;

@@ -5,11 +5,11 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startBridge, type Bridge } from '../bridge/bridge';
+import type { Bridge } from '../bridge/bridge';
+import { startTestBridge } from './support/bridge';
 import { Device, type DeviceOptions } from '../firmware/device';
 import { provisioningRows, type Provisioning } from '../firmware/provisioning';
 import { newEntityId } from '../domain/ids';
-import { createLogger } from '../runtime/logger';
 import { testEnv } from './support/env';
 import { eventually, startStack, type Stack } from './support/stack';
 
@@ -48,14 +48,8 @@ async function sensors(id: string) {
 
 beforeAll(async () => {
   s = await startStack({ replyTimeoutMs: REPLY_TIMEOUT_MS });
-  bridge = await startBridge({
-    databaseUrl: testEnv().databaseUrl,
-    mqttUrl: testEnv().mqttUrl,
-    group: `talk-${process.pid}`,
-    clientId: `talk-bridge-${process.pid}`,
-    flushMs: 10,
-    logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'bridge'),
-  });
+  // It counts stored rows exactly: no other test bridge may run meanwhile (each stores every message).
+  bridge = await startTestBridge(s, 'talk', { exclusive: true });
   const batch = await json(await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'talkers', count: 12, model: 'ev-charger' } }), 201);
   await eventually(async () => (await json(await s.api(`/api/v1/batches/${batch.id}`), 200)).provisioning.status === 'ready');
   const csv = await (await s.api(`/api/v1/batches/${batch.id}/devices.csv`)).text();
@@ -63,7 +57,7 @@ beforeAll(async () => {
   fs.writeFileSync(csvFile, csv);
   creds = provisioningRows(csv, { broker: testEnv().mqttUrl });
   expect(creds).toHaveLength(12);
-});
+}, 180_000);
 
 afterAll(async () => {
   await Promise.all(devices.map((d) => d.stop().catch(() => undefined)));

@@ -4,11 +4,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { startBridge, type Bridge } from '../bridge/bridge';
-import { temporalSignaller } from '../bridge/workflow-events';
+import type { Bridge } from '../bridge/bridge';
+import { startTestBridge } from './support/bridge';
 import { Device } from '../firmware/device';
 import { provisioningRows, type Provisioning } from '../firmware/provisioning';
-import { createLogger } from '../runtime/logger';
 import { readPairing, requestPairing, type PairingContext } from '../temporal/pairing-workflows';
 import { testEnv } from './support/env';
 import { registerDevices } from './support/broker';
@@ -37,15 +36,7 @@ beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rdm-pairing-crash-'));
   s = await startStack({ worker: false });
   ctx = { temporal: s.temporal, db: s.db, taskQueue: s.taskQueue, timeoutS: 120 };
-  bridge = await startBridge({
-    databaseUrl: testEnv().databaseUrl,
-    mqttUrl: testEnv().mqttUrl,
-    group: `pairing-crash-${process.pid}`,
-    clientId: `pairing-crash-bridge-${process.pid}`,
-    flushMs: 10,
-    signaller: temporalSignaller(s.temporal),
-    logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'bridge'),
-  });
+  bridge = await startTestBridge(s, 'pairing-crash');
   worker = spawnWorker(s.taskQueue, dataDir);
   const r = await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'pairing crash', count: 2 } });
   const batch = (await r.json()) as { id: string };

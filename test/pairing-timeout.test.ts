@@ -3,33 +3,21 @@
 // suite's Postgres, the run's Mosquitto); the device lifecycle workflows they move run on the
 // suite's dev server (the test server cannot register the product's search attributes), which is
 // simply the Temporal client the activities are given.
-import path from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import type { MqttClient } from 'mqtt';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { CredentialDeriver } from '../domain/credentials';
 import { deviceAnswerSignal, pairingWorkflowId, type PairingView } from '../domain/messages';
 import type { Db } from '../db/knex';
-import { findTemporalTestServer } from '../runtime/embedded/temporal-cli';
-import { mqttPublisher } from '../runtime/device-publisher';
-import { testCredentialStore } from './support/broker';
-import { connectMqtt } from '../runtime/mqtt-client';
 import { cancelPairing, readPairing, requestPairing, type PairingContext } from '../temporal/pairing-workflows';
-import { createWorker } from '../worker/create-worker';
-import { testEnv } from './support/env';
+import { startTimeSkipping, type TimeSkipping } from './support/time-skipping';
 import { eventually, startStack, type Stack } from './support/stack';
 
-const ROOT = path.resolve(__dirname, '..');
 const TIMEOUT_S = 120;
 
+let clock: TimeSkipping;
 let env: TestWorkflowEnvironment;
 let db: Db;
-let mqtt: MqttClient;
-let worker: Worker;
-let running: Promise<void>;
 let ctx: PairingContext;
 let credentials: CredentialDeriver;
-const taskQueue = `pairing-clock-${process.pid}`;
 let s: Stack;
 let ids: string[];
 let next = 0;
@@ -48,38 +36,20 @@ const result = (deviceId: string) => env.client.workflow.getHandle(pairingWorkfl
 const row = async (id: string) => (await db('devices').where({ id }).first('status', 'owner_id')) as { status: string; owner_id: string | null };
 
 beforeAll(async () => {
-  const bin = findTemporalTestServer(ROOT);
-  if (!bin) throw new Error('no temporal-test-server: run `npm run setup` (scripts/ensure-setup.js installs it)');
   s = await startStack();
   db = s.db;
   const r = await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'pairing clock', count: 6 } });
   const batchId = ((await r.json()) as { id: string }).id;
   await eventually(async () => ((await (await s.api(`/api/v1/batches/${batchId}`)).json()) as { provisioning: { status: string } }).provisioning.status === 'ready');
   ids = (await db('devices').where({ batch_id: batchId }).orderBy('seq').pluck('id')) as string[];
-  env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: bin } } });
-  mqtt = connectMqtt(testEnv().mqttUrl, 'test-pairing-clock');
-  await new Promise<void>((resolve) => mqtt.once('connect', () => resolve()));
-  worker = await createWorker({
-    connection: env.nativeConnection,
-    namespace: env.namespace ?? 'default',
-    taskQueue,
-    db,
-    temporal: s.temporal, // the lifecycle workflows' server
-    credentials,
-    broker: testCredentialStore(),
-    publisher: mqttPublisher(mqtt),
-    workflowBundle: { codePath: testEnv().workflowBundlePath },
-  });
-  running = worker.run();
+  clock = await startTimeSkipping(s, 'pairing-clock');
+  env = clock.env;
   credentials = s.credentials;
-  ctx = { temporal: env.client, db, taskQueue, timeoutS: TIMEOUT_S };
+  ctx = { temporal: env.client, db, taskQueue: clock.taskQueue, timeoutS: TIMEOUT_S };
 }, 120_000);
 
 afterAll(async () => {
-  worker?.shutdown();
-  await running;
-  await mqtt?.endAsync(true);
-  await env?.teardown();
+  await clock?.stop();
   await s?.stop();
 });
 

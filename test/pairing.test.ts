@@ -2,14 +2,13 @@
 // the device lifecycle workflows, Postgres, the run's Mosquitto, a bridge routing the devices'
 // answers, and reference-firmware devices provisioned from their batch's devices.csv (the pairing
 // code from the label) that confirm by their button (the local admin page, or pressButton()).
-import { startBridge, type Bridge } from '../bridge/bridge';
-import { temporalSignaller } from '../bridge/workflow-events';
+import type { Bridge } from '../bridge/bridge';
+import { startTestBridge } from './support/bridge';
 import { AppError, TooManyRequestsError } from '../domain/errors';
 import { qrPayload } from '../domain/qr-payload';
 import { Device, type DeviceOptions } from '../firmware/device';
 import { startLocalAdmin } from '../firmware/local-admin';
 import { provisioningRows, type Provisioning } from '../firmware/provisioning';
-import { createLogger } from '../runtime/logger';
 import { cancelPairing, readPairing, requestPairing, unpair, type PairingContext } from '../temporal/pairing-workflows';
 import { testEnv } from './support/env';
 import { eventually, startStack, type Stack } from './support/stack';
@@ -50,15 +49,7 @@ async function refusal(p: Promise<unknown>): Promise<AppError> {
 beforeAll(async () => {
   s = await startStack();
   ctx = { temporal: s.temporal, db: s.db, taskQueue: s.taskQueue, timeoutS: 120 };
-  bridge = await startBridge({
-    databaseUrl: testEnv().databaseUrl,
-    mqttUrl: testEnv().mqttUrl,
-    group: `pairing-${process.pid}`,
-    clientId: `pairing-bridge-${process.pid}`,
-    flushMs: 10,
-    signaller: temporalSignaller(s.temporal),
-    logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'bridge'),
-  });
+  bridge = await startTestBridge(s, 'pairing');
   const batch = await json(await s.api('/api/v1/batches', { method: 'POST', json: { companyId: s.companyId, name: 'pairing', count: 40, model: 'ev-charger' } }), 201);
   await eventually(async () => (await json(await s.api(`/api/v1/batches/${batch.id}`), 200)).provisioning.status === 'ready');
   for (const status of ['manufacturing', 'manufactured']) {

@@ -175,7 +175,26 @@ const SAMPLES: Record<string, Sample> = {
   'delete /pairings/:id': async (c) => ({ path: { id: await pairingFor(c) } }),
   // An owner unpairs the spare device (for real); everyone else names the device they are given.
   'delete /devices/:id/owner': async (c) => ({ path: { id: c.caller === owner && c.device === A.ownedDeviceId ? spareOwnedId : c.device } }),
+  'post /devices/:id/shares': async (c) => ({ path: { id: c.device }, body: { userId: (await s.endUser()).userId, role: 'viewer' } }),
+  'get /devices/:id/shares': dev,
+  'get /devices/:id/shares/:shareId': async (c) => ({ path: { id: c.device, shareId: await shareOf(c.device) } }),
+  'delete /devices/:id/shares/:shareId': async (c) => ({ path: { id: c.device, shareId: await shareOf(c.device) } }),
+  'get /companies/:id/models/:model/property-access': async () => ({ path: { id: A.companyId, model: 'ev-charger' } }),
+  'put /companies/:id/models/:model/property-access/:node/:property': async () => ({ path: { id: A.companyId, model: 'ev-charger', node: 'charger', property: 'current' }, body: { visibleTo: ['owner', 'serviceman', 'viewer'], settableBy: ['owner', 'serviceman'] } }),
+  'delete /companies/:id/models/:model/property-access/:node/:property': async () => {
+    await s.db('property_access').insert({ company_id: A.companyId, model: 'ev-charger', node: 'charger', property: 'doomed', visible_to: [], settable_by: [], updated_by: 'tenancy' }).onConflict(['company_id', 'model', 'node', 'property']).ignore();
+    return { path: { id: A.companyId, model: 'ev-charger', node: 'charger', property: 'doomed' } };
+  },
 };
+
+/** A fresh open share of the device (with one of A's people, so nobody outside A is named). */
+async function shareOf(deviceId: string): Promise<string> {
+  const id = newEntityId();
+  const userId = A.members.viewer.userId;
+  await s.db('device_shares').where({ device_id: deviceId, user_id: userId }).whereNull('ended_at').update({ ended_at: new Date(), end_reason: 'revoked' });
+  await s.db('device_shares').insert({ id, device_id: deviceId, user_id: userId, role: 'viewer', created_by: A.members.admin.userId });
+  return id;
+}
 
 /** A finished pairing attempt on A's device: the caller's own when they are one of A's people, else A's admin's. */
 async function pairingFor(c: Call): Promise<string> {
@@ -297,6 +316,27 @@ describe('the tenancy matrix', () => {
     const listed = await ok<{ items: { id: string }[] }>(await s.api('/api/v1/devices', { token: owner.token }), 200);
     expect(listed.items.map((d) => d.id)).toEqual([A.ownedDeviceId]);
   }, 120_000);
+  it('lets a serviceman and a viewer do what their share allows, only on the shared device, and list it', async () => {
+    const wrong: string[] = [];
+    for (const role of ['serviceman', 'viewer'] as const) {
+      const sharee = await s.endUser();
+      await ok(await s.api(`/api/v1/devices/${A.ownedDeviceId}/shares`, { token: owner.token, method: 'POST', json: { userId: sharee.userId, role } }));
+      for (const r of guarded().filter((x) => x.path.startsWith('/devices/:id'))) {
+        const has = ROLE_TABLE.share[role].includes(r.permission!);
+        const { status } = await call(r, { caller: sharee, device: A.ownedDeviceId });
+        if (has && ([401, 403, 404].includes(status) || status >= 500)) wrong.push(`${key(r)} as ${role}: ${status} (a ${role} may)`);
+        if (!has && status !== 403) wrong.push(`${key(r)} as ${role}: ${status} (a ${role} may not)`);
+        // Another device: hidden (404) wherever an end user may hold the permission at all (as its owner, too); else 403.
+        const other = await call(r, { caller: sharee, device: A.deviceId });
+        const anywhere = has || ROLE_TABLE.owner.includes(r.permission!);
+        if (other.status !== (anywhere ? 404 : 403)) wrong.push(`${key(r)} as ${role} on a device not shared: ${other.status}`);
+      }
+      const listed = await ok<{ items: { id: string }[] }>(await s.api('/api/v1/devices', { token: sharee.token }), 200);
+      if (JSON.stringify(listed.items.map((d) => d.id)) !== JSON.stringify([A.ownedDeviceId])) wrong.push(`${role} lists ${listed.items.map((d) => d.id).join(', ')}`);
+    }
+    expect(wrong).toEqual([]);
+  }, 120_000);
+
   it("records in A's audit log what the matrix did to A's things, without a secret, for A's admin only", async () => {
     type Page = { items: { action: string; deviceId: string | null; details: unknown }[] };
     const deviceLog = await ok<Page>(await s.api(`/api/v1/audit?deviceId=${A.deviceId}&limit=1000`, { token: A.members.admin.token }), 200);

@@ -4,3 +4,4 @@ export { batchProvisioning } from './batch-provisioning';
 export { bulkStatus } from './bulk-status';
 export { pairing } from './pairing';
 export { unpairDevice } from './unpair';
+export { shareExpiry } from './share-expiry';

@@ -18,6 +18,8 @@ export const PERMISSIONS = [
   'devices:block', // refuse a device at the broker (and cut it off), or let it in again
   'devices:credentials', // rotate a device's MQTT secret (the new one is shown once)
   'devices:unpair', // make a paired device forget its owner (the owner, or an admin)
+  'devices:share', // lend a device to another person as serviceman or viewer, end such a share (the owner, or an admin)
+  'properties:declare', // declare per model which property a device's owner, serviceman and viewer see and set
   'alerts:manage', // threshold rules
   'users:create', // create accounts (then give them a role with participations:manage)
   'companies:create', // platform admins only
@@ -29,13 +31,13 @@ export type Permission = (typeof PERMISSIONS)[number];
 
 const COMPANY_ROLE_PERMISSIONS: Record<CompanyRole, readonly Permission[]> = {
   admin: PERMISSIONS.filter((p) => p !== 'companies:create'),
-  manufacturer: ['self', 'companies:read', 'batches:read', 'batches:export', 'devices:read', 'devices:status'],
+  manufacturer: ['self', 'companies:read', 'batches:read', 'batches:export', 'devices:read', 'devices:status', 'properties:declare'],
   technician: ['self', 'companies:read', 'batches:read', 'devices:read', 'devices:telemetry', 'devices:control', 'devices:configure', 'alerts:manage'],
   viewer: ['self', 'companies:read', 'batches:read', 'devices:read', 'devices:telemetry'],
 };
 /** What a device's owner (an end user) may do with it. */
-const OWNER_PERMISSIONS: readonly Permission[] = ['devices:read', 'devices:telemetry', 'devices:control', 'devices:configure', 'devices:unpair'];
-/** What a user a device is shared with may do with it (shares arrive with their own step). */
+const OWNER_PERMISSIONS: readonly Permission[] = ['devices:read', 'devices:telemetry', 'devices:control', 'devices:configure', 'devices:unpair', 'devices:share'];
+/** What a user a device is shared with may do with it; which properties they see and set is the model's declaration (domain/sharing.ts). */
 const SHARE_PERMISSIONS: Record<ShareRole, readonly Permission[]> = {
   serviceman: ['devices:read', 'devices:telemetry', 'devices:control', 'devices:configure'],
   viewer: ['devices:read', 'devices:telemetry'],
@@ -111,7 +113,7 @@ function heldOn(p: Principal, r: Resource): readonly Permission[] | null {
 
 /**
  * What a list may show: everything (null), or rows of these companies, plus (for device lists)
- * the devices the user owns or, once shares exist, has been shared with in one of `shareRoles`.
+ * the devices the user owns or has a live share of in one of `shareRoles`.
  */
 export interface ListScope {
   companyIds: string[];

@@ -25,8 +25,7 @@ export function alertRoutes(d: ApiDeps) {
   /** A rule's company: its device's; else the one named; else the caller's only one (a platform admin: none, every device). */
   async function ruleCompany(access: Access, deviceId: string | undefined, named: string | undefined): Promise<string | null> {
     if (deviceId) {
-      const device = await controlTarget(d.db, deviceId);
-      checkDevice(access, deviceId, device);
+      const device = await checkDevice(d.db, access, deviceId, await controlTarget(d.db, deviceId));
       if (named !== undefined && named !== device.companyId) throw new ValidationError("companyId: not the device's company", [{ path: 'companyId', message: "not the device's company" }]);
       return device.companyId;
     }

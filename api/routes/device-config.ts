@@ -10,21 +10,28 @@
 import type { ApiDeps } from '../deps';
 import { route } from '../http/route';
 import { configPatchBody, configSchema, deviceParams, errorResponse } from '../schemas';
-import type { DesiredConfigMessage } from '../../domain/device-messages';
+import type { DesiredConfigMessage, Settings } from '../../domain/device-messages';
 import { pendingSettings } from '../../domain/settings';
 import { topics } from '../../domain/topics';
 import { getConfig, patchDesiredConfig, type DeviceConfig } from '../../db/repositories/device-config';
 import { requireDevice } from '../require-device';
+import { assertSettable, visibilityOn, type Visibility } from '../property-visibility';
+import { SETTINGS_NODE } from '../../domain/sharing';
 import { audit } from '../audit';
 
-function view(c: DeviceConfig) {
-  const pending = pendingSettings(c.desired, c.reported);
+/** The settings the caller may see (company staff: all; the device's end users: as declared). */
+const visible = (v: Visibility, settings: Settings): Settings => Object.fromEntries(Object.entries(settings).filter(([k]) => v.sees(SETTINGS_NODE, k)));
+
+function view(c: DeviceConfig, v: Visibility) {
+  const desired = visible(v, c.desired);
+  const reported = visible(v, c.reported);
+  const pending = pendingSettings(desired, reported);
   return {
     deviceId: c.deviceId,
-    desired: c.desired,
+    desired,
     desiredVersion: c.desiredVersion,
     desiredAt: c.desiredAt,
-    reported: c.reported,
+    reported,
     reportedVersion: c.reportedVersion,
     reportedAt: c.reportedAt,
     sentAt: c.sentAt,
@@ -44,8 +51,8 @@ export function deviceConfigRoutes(d: ApiDeps) {
       params: deviceParams,
       responses: { 200: { description: 'the configuration', schema: configSchema }, 404: errorResponse('no such device') },
       handler: async ({ params, access }) => {
-        await requireDevice(d.db, access, params.id);
-        return view(await getConfig(d.db, params.id));
+        const device = await requireDevice(d.db, access, params.id);
+        return view(await getConfig(d.db, params.id), await visibilityOn(d.db, device.relation, device));
       },
     }),
 
@@ -60,10 +67,14 @@ export function deviceConfigRoutes(d: ApiDeps) {
       responses: {
         200: { description: 'stored and sent; `pending` lists what the device has not applied yet', schema: configSchema },
         400: errorResponse('not a JSON object of settings'),
-        404: errorResponse('no such device'),
+        403: errorResponse("a setting the caller sees but whose change their access to the device does not allow (nothing is changed)"),
+        404: errorResponse('no such device, or a setting the caller may not see (nothing is changed)'),
       },
       handler: async ({ params, body, principal, access }) => {
-        const { companyId } = await requireDevice(d.db, access, params.id);
+        const device = await requireDevice(d.db, access, params.id);
+        const { companyId } = device;
+        const v = await visibilityOn(d.db, device.relation, device);
+        for (const key of Object.keys(body)) assertSettable(v, SETTINGS_NODE, key);
         // Stored first, then published: a failed publish leaves the change pending, and the
         // bridge re-sends it when the device is next seen.
         const c = await patchDesiredConfig(d.db, params.id, body, principal.userId);
@@ -73,7 +84,7 @@ export function deviceConfigRoutes(d: ApiDeps) {
         await d.devices.publish(topics.configDesired(params.id), JSON.stringify(message), { retain: true }).catch((err: Error) => {
           d.log.warn({ err, deviceId: params.id }, 'desired configuration stored but not published; it is re-sent when the device is next seen');
         });
-        return view(await getConfig(d.db, params.id));
+        return view(await getConfig(d.db, params.id), v);
       },
     }),
   ];

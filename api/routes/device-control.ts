@@ -13,7 +13,9 @@ import { homieId, RDM_EXTENSION, HOMIE_ROOT, HOMIE_ID_PATTERN, NODE_ID_PATTERN, 
 import { controlTarget, type ControlTarget } from '../../db/repositories/control-targets';
 import { listSensorPage } from '../../db/repositories/device-properties';
 import { decodeCursor, encodeCursor } from '../../db/pagination';
-import { checkDevice, requireDevice } from '../require-device';
+import { checkDevice, deviceResource, requireDevice } from '../require-device';
+import { decide } from '../http/policy';
+import { assertSettable, visibilityOn } from '../property-visibility';
 import { audit } from '../audit';
 import { finishCommand, getCommand, insertCommand, listCommands } from '../../db/repositories/diagnostic-commands';
 
@@ -54,8 +56,17 @@ export function deviceControlRoutes(d: ApiDeps) {
       handler: async ({ params, query, access }) => {
         const after = query.cursor === undefined ? undefined : sensorCursor(query.cursor);
         const presence = await requireDevice(d.db, access, params.id);
+        const v = await visibilityOn(d.db, presence.relation, presence);
+        const mayControl = decide(access.principal, 'devices:control', deviceResource(presence, presence.relation)) === 'allow';
         const page = await listSensorPage(d.db, params.id, { limit: query.limit, after });
-        return { deviceId: params.id, online: presence.online, items: page.items, nextCursor: page.next ? encodeCursor([page.next.node, page.next.property]) : null };
+        // A page may hold fewer than `limit` for a caller who does not see every property; the cursor still goes on.
+        const items = page.items
+          .filter((s) => v.sees(s.node, s.property))
+          .map((s) => {
+            const a = v.access(s.node, s.property);
+            return { ...s, visibility: a.visibleTo, settableBy: s.settable ? a.settableBy : [], canSet: mayControl && s.settable && v.sets(s.node, s.property) };
+          });
+        return { deviceId: params.id, online: presence.online, items, nextCursor: page.next ? encodeCursor([page.next.node, page.next.property]) : null };
       },
     }),
 
@@ -69,17 +80,18 @@ export function deviceControlRoutes(d: ApiDeps) {
       body: setSensorBody,
       responses: {
         200: { description: 'the device applied the value and echoed it', schema: setSensorResult },
-        404: errorResponse('no such device, or it has no such property'),
+        403: errorResponse('the caller sees the property but their access to the device (owner, serviceman) does not let them set it'),
+        404: errorResponse('no such device, or it has no such property (or none the caller may see)'),
         409: errorResponse('the device is offline (device_offline) or blocked'),
         422: errorResponse('the property is not settable (not_settable) or the value does not fit its datatype/format (invalid_value)'),
         504: errorResponse('the device did not confirm in time (device_timeout)'),
       },
       handler: async ({ params, body, access, principal }) => {
         const { id, node, property } = params;
-        const target = await controlTarget(d.db, id, node, property);
-        checkDevice(access, id, target);
+        const target = await checkDevice(d.db, access, id, await controlTarget(d.db, id, node, property));
         const spec = target.property;
         if (!spec) throw new NotFoundError('property', `${node}/${property}`);
+        assertSettable(await visibilityOn(d.db, target.relation, target), node, property);
         if (!spec.settable) throw new UnprocessableError('not_settable', `${node}/${property} is not settable`);
         const encoded = encodeValue(spec, body.value);
         if (!encoded.ok) throw new UnprocessableError('invalid_value', `${node}/${property} (${spec.datatype}${spec.format ? ` ${spec.format}` : ''}): ${encoded.reason}`, [{ path: 'value', message: encoded.reason }]);
@@ -118,8 +130,7 @@ export function deviceControlRoutes(d: ApiDeps) {
       },
       handler: async ({ params, body, principal, access }) => {
         const id = params.id;
-        const target = await controlTarget(d.db, id);
-        checkDevice(access, id, target);
+        const target = await checkDevice(d.db, access, id, await controlTarget(d.db, id));
         assertReachable(id, target);
         const commandId = newEntityId();
         await insertCommand(d.db, { id: commandId, deviceId: id, command: body.command, args: body.args ?? null, createdBy: principal.userId });

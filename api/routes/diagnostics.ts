@@ -3,7 +3,9 @@ import type { ApiDeps } from '../deps';
 import { route } from '../http/route';
 import { deviceParams, errorResponse, logSchema, logsQuery, page, telemetryBucketSchema, telemetryPointSchema, telemetryQuery } from '../schemas';
 import { z } from 'zod';
-import { ValidationError } from '../../domain/errors';
+import { NotFoundError, ValidationError } from '../../domain/errors';
+import { visibilityOn } from '../property-visibility';
+import { describedProperties } from '../../db/repositories/device-properties';
 import { requireDevice } from '../require-device';
 import { listLogs } from '../../db/repositories/device-logs';
 import { MAX_BUCKETS, queryTelemetry, telemetryBuckets } from '../../db/repositories/telemetry';
@@ -23,11 +25,15 @@ export function diagnosticsRoutes(d: ApiDeps) {
       permission: 'devices:telemetry',
       params: deviceParams,
       query: telemetryQuery,
-      responses: { 200: { description: 'points or buckets', schema: telemetryResponse }, 400: errorResponse('bad range or bucket'), 404: errorResponse('no such device') },
+      responses: { 200: { description: 'points or buckets', schema: telemetryResponse }, 400: errorResponse('bad range or bucket'), 404: errorResponse('no such device, or a property the caller may not see') },
       handler: async ({ params, query, access }) => {
         if (query.from && query.to && Date.parse(query.to) <= Date.parse(query.from)) throw new ValidationError('to: must be after from', [{ path: 'to', message: 'must be after from' }]);
-        await requireDevice(d.db, access, params.id);
-        if (query.bucket === undefined) return queryTelemetry(d.db, { deviceId: params.id, ...query });
+        const device = await requireDevice(d.db, access, params.id);
+        const v = await visibilityOn(d.db, device.relation, device);
+        if (query.node && query.property && !v.sees(query.node, query.property)) throw new NotFoundError('property', `${query.node}/${query.property}`);
+        // Company staff see every property; a device's end user the described ones declared for them.
+        const only = device.relation === 'staff' ? undefined : (await describedProperties(d.db, params.id)).filter((p) => v.sees(p.node, p.property));
+        if (query.bucket === undefined) return queryTelemetry(d.db, { deviceId: params.id, ...query, only });
         if (!query.node || !query.property || !query.from) {
           throw new ValidationError('bucketed telemetry needs node, property and from', [{ path: 'bucket', message: 'needs node, property and from' }]);
         }

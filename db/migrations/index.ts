@@ -7,6 +7,7 @@ import * as m003 from './003_bridge_committed_packets';
 import * as m004 from './004_people';
 import * as m005 from './005_broker_identity';
 import * as m006 from './006_pairing';
+import * as m007 from './007_sharing';
 
 const MIGRATIONS: Record<string, Knex.Migration> = {
   '001_initial': m001,
@@ -15,6 +16,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '004_people': m004,
   '005_broker_identity': m005,
   '006_pairing': m006,
+  '007_sharing': m007,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -6,6 +6,7 @@ import type { Datatype } from '../../domain/homie';
 export interface ControlTarget {
   companyId: string | null;
   ownerId: string | null;
+  model: string | null;
   online: boolean;
   blocked: boolean;
   /** null when the device has not described this property. */
@@ -13,8 +14,8 @@ export interface ControlTarget {
 }
 
 export async function controlTarget(db: Db, deviceId: string, node?: string, property?: string): Promise<ControlTarget | null> {
-  const { rows } = await db.raw<{ rows: { company_id: string | null; owner_id: string | null; online: boolean; blocked: boolean; datatype: Datatype | null; format: string | null; unit: string | null; settable: boolean | null }[] }>(
-    `SELECT d.company_id, d.owner_id, d.online, d.blocked, p.datatype, p.format, p.unit, p.settable
+  const { rows } = await db.raw<{ rows: { company_id: string | null; owner_id: string | null; model: string | null; online: boolean; blocked: boolean; datatype: Datatype | null; format: string | null; unit: string | null; settable: boolean | null }[] }>(
+    `SELECT d.company_id, d.owner_id, d.model, d.online, d.blocked, p.datatype, p.format, p.unit, p.settable
        FROM devices d
        LEFT JOIN device_properties p ON p.device_id = d.id AND p.node = ? AND p.property = ?
       WHERE d.id = ?`,
@@ -25,6 +26,7 @@ export async function controlTarget(db: Db, deviceId: string, node?: string, pro
   return {
     companyId: r.company_id,
     ownerId: r.owner_id,
+    model: r.model,
     online: r.online,
     blocked: r.blocked,
     property: r.datatype ? { datatype: r.datatype, format: r.format, unit: r.unit, settable: r.settable ?? false } : null,

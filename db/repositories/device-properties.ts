@@ -181,7 +181,6 @@ export interface Sensor {
   payload: string | null;
   updatedAt: string | null;
   describedAt: string;
-  visibility: string[];
 }
 
 interface PropertyRow {
@@ -198,10 +197,9 @@ interface PropertyRow {
   value: string | null;
   value_at: Date | null;
   described_at: Date;
-  visibility: string[];
 }
 
-const COLUMNS = ['node', 'property', 'node_name', 'node_type', 'name', 'datatype', 'format', 'unit', 'settable', 'retained', 'value', 'value_at', 'described_at', 'visibility'];
+const COLUMNS = ['node', 'property', 'node_name', 'node_type', 'name', 'datatype', 'format', 'unit', 'settable', 'retained', 'value', 'value_at', 'described_at'];
 
 function toSensor(r: PropertyRow): Sensor {
   return {
@@ -219,7 +217,6 @@ function toSensor(r: PropertyRow): Sensor {
     payload: r.value,
     updatedAt: r.value_at ? r.value_at.toISOString() : null,
     describedAt: r.described_at.toISOString(),
-    visibility: r.visibility,
   };
 }
 
@@ -233,11 +230,10 @@ export const MAX_SENSORS_PAGE = 1_000;
 export async function listSensorPage(
   db: Db,
   deviceId: string,
-  opts: { role?: string; limit?: number; after?: { node: string; property: string } } = {},
+  opts: { limit?: number; after?: { node: string; property: string } } = {},
 ): Promise<{ items: Sensor[]; next: { node: string; property: string } | null }> {
   const limit = Math.min(Math.max(1, opts.limit ?? MAX_SENSORS_PAGE), MAX_SENSORS_PAGE);
   const q = db('device_properties').where({ device_id: deviceId }).orderBy(['node', 'property']).select(COLUMNS).limit(limit + 1);
-  if (opts.role) q.whereRaw('? = ANY (visibility)', [opts.role]);
   if (opts.after) q.whereRaw('(node, property) > (?, ?)', [opts.after.node, opts.after.property]);
   const rows: PropertyRow[] = await q;
   const more = rows.length > limit;
@@ -247,12 +243,17 @@ export async function listSensorPage(
 }
 
 /** The first page of a device's sensors (at most MAX_SENSORS_PAGE). */
-export async function listSensors(db: Db, deviceId: string, opts: { role?: string } = {}): Promise<Sensor[]> {
-  return (await listSensorPage(db, deviceId, opts)).items;
+export async function listSensors(db: Db, deviceId: string): Promise<Sensor[]> {
+  return (await listSensorPage(db, deviceId)).items;
 }
 
 /** One property (e.g. to check datatype and settable before a set), or null. */
 export async function getSensor(db: Db, deviceId: string, node: string, property: string): Promise<Sensor | null> {
   const row: PropertyRow | undefined = await db('device_properties').where({ device_id: deviceId, node, property }).first(COLUMNS);
   return row ? toSensor(row) : null;
+}
+
+/** The (node, property) pairs a device has described, at most MAX_SENSORS_PAGE × 10 (the bridge's caps keep it far below). */
+export async function describedProperties(db: Db, deviceId: string): Promise<{ node: string; property: string }[]> {
+  return db('device_properties').where({ device_id: deviceId }).orderBy(['node', 'property']).limit(MAX_SENSORS_PAGE * 10).select('node', 'property');
 }

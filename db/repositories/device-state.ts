@@ -101,6 +101,7 @@ export async function countOnline(sql: Sql): Promise<number> {
 export interface DevicePresence {
   companyId: string | null;
   ownerId: string | null;
+  model: string | null;
   online: boolean;
   homieState: string | null;
   homieVersion: string | null;
@@ -115,11 +116,12 @@ export interface DevicePresence {
 export async function getDevicePresence(db: Db, id: string): Promise<DevicePresence | null> {
   const r = await db('devices')
     .where({ id })
-    .first('company_id', 'owner_id', 'online', 'homie_state', 'homie_version', 'name', 'firmware_version', 'last_seen_at', 'state_changed_at', 'attributes');
+    .first('company_id', 'owner_id', 'model', 'online', 'homie_state', 'homie_version', 'name', 'firmware_version', 'last_seen_at', 'state_changed_at', 'attributes');
   if (!r) return null;
   return {
     companyId: r.company_id,
     ownerId: r.owner_id,
+    model: r.model,
     online: r.online,
     homieState: r.homie_state,
     homieVersion: r.homie_version,

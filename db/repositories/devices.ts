@@ -3,6 +3,8 @@ import type { Db } from '../knex';
 import type { Device, StatusChange, UpdatePolicy } from '../../domain/model';
 import type { DeviceStatus } from '../../domain/device-status';
 import { decodeCursor, toPage, type Page } from '../pagination';
+import type { ShareRole } from '../../domain/roles';
+import { sharedDeviceIds } from './shares';
 
 interface DeviceRow {
   id: string;
@@ -112,7 +114,7 @@ export async function getDevice(db: Db, id: string): Promise<Device | null> {
 
 export interface DeviceFilter {
   /** From the policy (api/http/policy.ts listScope): null = every device. */
-  scope: { companyIds: string[]; ownerId: string | null } | null;
+  scope: { companyIds: string[]; ownerId: string | null; shareRoles: readonly ShareRole[]; userId: string } | null;
   status?: DeviceStatus;
   batchId?: string;
   online?: boolean;
@@ -123,11 +125,11 @@ export interface DeviceFilter {
 export async function listDevices(db: Db, f: DeviceFilter): Promise<Page<Device>> {
   const q = db('devices').select(PUBLIC_COLUMNS).orderBy('id').limit(f.limit + 1);
   if (f.scope) {
-    const { companyIds, ownerId } = f.scope;
-    // Shares (their own step) add: OR id IN (live shares with the user in one of scope.shareRoles).
+    const { companyIds, ownerId, shareRoles, userId } = f.scope;
     q.where((w) => {
       w.whereIn('company_id', companyIds);
       if (ownerId) w.orWhere('owner_id', ownerId);
+      if (shareRoles.length > 0) w.orWhereIn('id', sharedDeviceIds(db, userId, shareRoles));
     });
   }
   if (f.status) q.where('status', f.status);

@@ -109,6 +109,8 @@ export interface TelemetryQuery {
   cursor?: string;
   /** Newest first (the default) or oldest first. */
   order?: 'desc' | 'asc';
+  /** Only these properties (what the caller may see); absent: all. */
+  only?: readonly { node: string; property: string }[];
 }
 
 /** Raw points of one device (optionally one node / property), newest first, keyset-paginated. */
@@ -126,6 +128,10 @@ export async function queryTelemetry(db: Db, q: TelemetryQuery): Promise<Page<Te
     .limit(q.limit + 1);
   if (q.node) query.where('node', q.node);
   if (q.property) query.where('property', q.property);
+  if (q.only) {
+    if (q.only.length === 0) return { items: [], nextCursor: null };
+    query.whereIn(['node', 'property'], q.only.map((p) => [p.node, p.property]));
+  }
   if (q.from) query.where('at', '>=', new Date(q.from));
   if (q.to) query.where('at', '<', new Date(q.to));
   if (q.cursor) {
