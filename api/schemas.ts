@@ -200,6 +200,10 @@ export const createUserBody = z
 export const userSchema = z.object({ id: z.string(), email: z.string(), name: z.string().nullable(), platformAdmin: z.boolean(), createdAt: timestamp });
 
 export const signInBody = z.object({ email, password: text().min(1, 'is required').max(MAX_PASSWORD_LENGTH) }).strict();
+export const changePasswordBody = z
+  .object({ currentPassword: text().min(1, 'is required').max(MAX_PASSWORD_LENGTH), newPassword: password })
+  .strict()
+  .refine((b) => b.currentPassword !== b.newPassword, { message: 'must differ from the current password', path: ['newPassword'] });
 export const sessionSchema = z.object({
   token: z.string().describe('shown only in this response; send it as `Authorization: Bearer <token>`'),
   expiresAt: timestamp,

@@ -13,6 +13,7 @@ export const AUDIT_ACTIONS = [
   'alert_rule.created',
   'alert_rule.deleted',
   'user.created',
+  'user.password_changed',
   'company.created',
   'participation.set',
   'participation.removed',

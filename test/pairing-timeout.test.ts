@@ -94,3 +94,18 @@ it('is rejected when the device refuses, and cancelled by its user, each back to
   await env.sleep(TIMEOUT_S * 1000);
   expect(await readPairing(db, p2.id)).toMatchObject({ status: 'cancelled' });
 }, 60_000);
+
+it('does not give a device blocked while it was asked to an owner, even when its answer arrives', async () => {
+  const { id, code } = await freeDevice();
+  const p = await requestPairing(ctx, { deviceId: id, code, userId: 'U-BLOCKED' });
+  // What POST /devices/{id}/block records (the broker side is not what this is about).
+  await db('devices').where({ id }).update({ blocked: true });
+  try {
+    await env.client.workflow.getHandle(pairingWorkflowId(id)).signal(deviceAnswerSignal, { pairingId: p.id, accept: true });
+    expect(await result(id)).toMatchObject({ id: p.id, status: 'cancelled' });
+    expect(await row(id)).toEqual({ status: 'free', owner_id: null });
+    expect(await readPairing(db, p.id)).toMatchObject({ status: 'cancelled' });
+  } finally {
+    await db('devices').where({ id }).update({ blocked: false });
+  }
+}, 60_000);

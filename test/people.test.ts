@@ -110,6 +110,32 @@ describe('sign-up, sign-in, sessions', () => {
     expect((await s.api('/api/v1/me', { token: t })).status).toBe(200);
   });
 
+  it('changes a password with the current one: the old stops, other sessions end, this one goes on', async () => {
+    const { email, id } = await signUp();
+    const here = ((await (await signIn(email)).json()) as { token: string }).token;
+    const elsewhere = ((await (await signIn(email)).json()) as { token: string }).token;
+    const change = (token: string, body: unknown) => s.api('/api/v1/me/password', { token, method: 'PUT', json: body });
+    const NEW = 'a brand new long password';
+    expect(await errorOf(await change(here, { currentPassword: 'not the password', newPassword: NEW }))).toMatchObject({ code: 'wrong_password' });
+    expect((await change(here, { currentPassword: PASSWORD, newPassword: 'short' })).status).toBe(400);
+    expect((await change(here, { currentPassword: PASSWORD, newPassword: PASSWORD })).status).toBe(400);
+    // Refusals changed nothing.
+    expect((await signIn(email)).status).toBe(201);
+    expect((await change(here, { currentPassword: PASSWORD, newPassword: NEW })).status).toBe(204);
+    expect((await signIn(email)).status).toBe(401);
+    expect((await signIn(email, NEW)).status).toBe(201);
+    expect((await s.api('/api/v1/me', { token: here })).status).toBe(200);
+    // Within the 5 s a credential is cached for.
+    await eventually(async () => (await s.api('/api/v1/me', { token: elsewhere })).status === 401, 10_000, 250);
+    const row = await s.db('users').where({ id }).first('password_hash');
+    expect(row.password_hash).toMatch(/^scrypt\$/);
+    expect(JSON.stringify(row)).not.toContain(NEW);
+    const logged = await s.db('audit_events').where({ action: 'user.password_changed', target_id: id }).first('details');
+    expect(JSON.stringify(logged)).not.toContain(NEW);
+    // An account without a password (the stack's users call with tokens) has none to change.
+    expect(await errorOf(await change(await s.token('viewer'), { currentPassword: PASSWORD, newPassword: NEW }))).toMatchObject({ code: 'no_password' });
+  });
+
   it('rate limits sign-in per account and address with 429 and Retry-After; other accounts are unaffected', async () => {
     const { email } = await signUp();
     for (let i = 0; i < 5; i++) expect((await signIn(email, 'wrong password number ' + i)).status).toBe(401);
@@ -157,6 +183,18 @@ describe('companies, participations, tokens', () => {
     const second = await s.endUser();
     expect((await s.api(`/api/v1/companies/${company}/participations`, { token: admin.token, method: 'POST', json: { userId: second.userId, role: 'admin' } })).status).toBe(201);
     expect((await s.api(`/api/v1/companies/${company}/participations/${p}`, { token: admin.token, method: 'DELETE' })).status).toBe(204);
+  });
+
+  it('keeps the last admin when two admins are removed at the same moment: one goes, the other stays', async () => {
+    for (let round = 0; round < 5; round++) {
+      const company = await s.company(`racing admins ${round}`);
+      const admins = await Promise.all([s.member('admin', company), s.member('admin', company)]);
+      const ids = (await s.db('participations').where({ company_id: company }).pluck('id')) as string[];
+      const answers = await Promise.all(ids.map((p) => s.api(`/api/v1/companies/${company}/participations/${p}`, { method: 'DELETE' })));
+      expect(answers.map((r) => r.status).sort()).toEqual([204, 409]);
+      expect(await s.db('participations').where({ company_id: company, role: 'admin' }).count({ n: '*' })).toEqual([{ n: '1' }]);
+      expect(admins).toHaveLength(2);
+    }
   });
 
   it("a company token acts with the user's role there, and loses it with the role", async () => {

@@ -18,6 +18,8 @@ import { COMPANY_ROLES, type CompanyRole } from '../domain/roles';
 import type { Batch } from '../domain/model';
 import { insertCommand } from '../db/repositories/diagnostic-commands';
 import { insertSession } from '../db/repositories/sessions';
+import { bootstrapAdminId } from '../db/repositories/users';
+import { hashPassword } from '../domain/passwords';
 import { transitionDevice } from '../temporal/device-workflows';
 import { startStack, eventually, type Caller, type Stack } from './support/stack';
 
@@ -45,6 +47,8 @@ let expiredSession: string;
 let bulkOperationId: string;
 /** A third device of A's, paired to `owner` through its lifecycle: the owner's unpair call takes this one (it unpairs for real). */
 let spareOwnedId: string;
+const KNOWN_PASSWORD = 'a known long password';
+let knownPasswordHash: string;
 const commandOf: Record<string, string> = {};
 const ruleOf: Record<string, string> = {};
 
@@ -78,6 +82,7 @@ async function tenant(name: string): Promise<Tenant> {
 
 beforeAll(async () => {
   s = await startStack({ bulkWaitMs: 1_000 });
+  knownPasswordHash = await hashPassword(KNOWN_PASSWORD);
   A = await tenant('tenant A');
   B = await tenant('tenant B');
   owner = await s.endUser();
@@ -158,6 +163,12 @@ const SAMPLES: Record<string, Sample> = {
   'post /users': async () => ({ body: { email: `u${Date.now()}.${seq++}@tenancy.invalid`, password: 'long enough password' } }),
   'delete /sessions/current': async () => ({}),
   'get /me': async () => ({}),
+  // The caller's password is set to a known one first (the stack's users have none), so the change succeeds.
+  'put /me/password': async (c) => {
+    const userId = c.caller.userId || (await bootstrapAdminId(s.db));
+    if (userId) await s.db('users').where({ id: userId }).update({ password_hash: knownPasswordHash });
+    return { body: { currentPassword: KNOWN_PASSWORD, newPassword: 'another long password' } };
+  },
   'post /companies': async () => ({ body: { name: 'new company' } }),
   'get /companies': async () => ({ query: 'limit=1000' }),
   'get /companies/:id': async () => ({ path: { id: A.companyId } }),

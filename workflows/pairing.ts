@@ -4,7 +4,7 @@
 // gets it back, anyone else is refused), so of two users pairing at once exactly one wins. Then the
 // device is asked and the workflow waits for its answer, the user's cancel or the deadline, and
 // ends the attempt: `paired` (the user owns it, the device is told) or back to `free`.
-import { ApplicationFailure, allHandlersFinished, condition, proxyActivities, proxyLocalActivities, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, allHandlersFinished, condition, patched, proxyActivities, proxyLocalActivities, setHandler } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import {
   cancelPairingUpdate,
@@ -32,6 +32,8 @@ const endings = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds',
 const quickEndings = proxyLocalActivities<Activities>({ startToCloseTimeout: '10 seconds', scheduleToCloseTimeout: '1 hour', retry: endRetry });
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+export const PATCH_BLOCKED_NOT_PAIRED = 'blocked-device-not-paired';
 
 function refuse(code: PairingRefusal, message: string): never {
   throw ApplicationFailure.nonRetryable(message, code);
@@ -126,6 +128,9 @@ export async function pairing(input: PairingInput): Promise<PairingView | null> 
   const ans = answer as DeviceAnswer | null;
   let outcome: FinishedPairingStatus = ans ? (ans.accept ? 'paired' : 'rejected') : cancelled ? 'cancelled' : 'expired';
   const reason = `pairing ${a.id} ${outcome}`;
+
+  // A device blocked while it was asked (its answer may have been on its way) is not given an owner.
+  if (outcome === 'paired' && patched(PATCH_BLOCKED_NOT_PAIRED) && (await quickChecks.pairingFacts(a.deviceId))?.blocked) outcome = 'cancelled';
 
   if (outcome === 'paired') {
     const moved = await endings.transitionForPairing({ deviceId: a.deviceId, to: 'paired', actorId: a.userId, reason, updateId: `${a.id}-paired` });

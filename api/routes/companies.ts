@@ -7,7 +7,7 @@ import { ConflictError, NotFoundError } from '../../domain/errors';
 import type { Db } from '../../db/knex';
 import type { CompanyRole } from '../../domain/roles';
 import { newEntityId } from '../../domain/ids';
-import { countAdmins, deleteParticipation, getParticipation, roleIn, insertCompany, listCompanies, listParticipations, upsertParticipation } from '../../db/repositories/companies';
+import { countAdmins, deleteParticipation, getParticipation, roleIn, insertCompany, listCompanies, listParticipations, upsertParticipation, withCompanyLock } from '../../db/repositories/companies';
 import { getUser } from '../../db/repositories/users';
 import { audit } from '../audit';
 import { requireCompany } from '../require-company';
@@ -82,8 +82,10 @@ export function companyRoutes(d: ApiDeps) {
       handler: async ({ params, body, access, principal }) => {
         await requireCompany(d.db, access, params.id);
         if (!(await getUser(d.db, body.userId))) throw new NotFoundError('user', body.userId);
-        if (body.role !== 'admin') await assertNotLastAdmin(d.db, params.id, await roleIn(d.db, params.id, body.userId));
-        const p = await upsertParticipation(d.db, { id: newEntityId(), companyId: params.id, userId: body.userId, role: body.role, createdBy: principal.userId });
+        const p = await withCompanyLock(d.db, params.id, async (trx) => {
+          if (body.role !== 'admin') await assertNotLastAdmin(trx, params.id, await roleIn(trx, params.id, body.userId));
+          return upsertParticipation(trx, { id: newEntityId(), companyId: params.id, userId: body.userId, role: body.role, createdBy: principal.userId });
+        });
         await audit(d.db, principal, { action: 'participation.set', companyId: params.id, target: { type: 'user', id: body.userId }, details: { role: body.role, participationId: p.id } });
         return p;
       },
@@ -115,9 +117,12 @@ export function companyRoutes(d: ApiDeps) {
       responses: { 204: { description: 'removed' }, 404: errorResponse('no such company or participation'), 409: errorResponse("the company's last admin (last_admin)") },
       handler: async ({ params, access, principal }) => {
         await requireCompany(d.db, access, params.id);
-        const p = await getParticipation(d.db, params.id, params.participationId);
-        if (p) await assertNotLastAdmin(d.db, params.id, p.role);
-        if (!p || !(await deleteParticipation(d.db, params.id, params.participationId))) throw new NotFoundError('participation', params.participationId);
+        const p = await withCompanyLock(d.db, params.id, async (trx) => {
+          const found = await getParticipation(trx, params.id, params.participationId);
+          if (found) await assertNotLastAdmin(trx, params.id, found.role);
+          if (!found || !(await deleteParticipation(trx, params.id, params.participationId))) throw new NotFoundError('participation', params.participationId);
+          return found;
+        });
         await audit(d.db, principal, { action: 'participation.removed', companyId: params.id, target: { type: 'user', id: p.userId }, details: { role: p.role, participationId: p.id } });
         return undefined;
       },

@@ -1,14 +1,14 @@
 // Users and sign-in: accounts (open sign-up of end users unless SIGNUP=closed), sessions, /me.
 import type { ApiDeps } from '../deps';
 import { route } from '../http/route';
-import { createUserBody, errorResponse, meSchema, sessionSchema, signInBody, userSchema } from '../schemas';
-import { ConflictError, ForbiddenError, TooManyRequestsError, UnauthorizedError, UnavailableError } from '../../domain/errors';
+import { changePasswordBody, createUserBody, errorResponse, meSchema, sessionSchema, signInBody, userSchema } from '../schemas';
+import { AppError, ConflictError, ForbiddenError, TooManyRequestsError, UnauthorizedError, UnavailableError } from '../../domain/errors';
 import { newEntityId } from '../../domain/ids';
 import { newSessionToken, sha256Hex } from '../../domain/credentials';
 import { hashPassword, verifyPassword } from '../../domain/passwords';
-import { findUserForSignIn, getUser, insertUser, normalEmail } from '../../db/repositories/users';
+import { findUserForSignIn, getUser, insertUser, normalEmail, passwordHashOf, setPasswordHash } from '../../db/repositories/users';
 import { participationsOfUser } from '../../db/repositories/companies';
-import { insertSession, revokeSession } from '../../db/repositories/sessions';
+import { insertSession, revokeOtherSessions, revokeSession } from '../../db/repositories/sessions';
 import { audit } from '../audit';
 import type { Authenticate } from '../http/auth';
 import type { Response } from 'express';
@@ -106,6 +106,36 @@ export function userRoutes(d: ApiDeps, limiters: { signIn: SignInLimiter; signUp
         if (principal.via !== 'session') throw new ConflictError('not_a_session', 'this request was not made with a session token');
         await revokeSession(d.db, principal.credentialId);
         authenticate.forget(req);
+        return undefined;
+      },
+    }),
+
+    route({
+      method: 'put',
+      path: '/me/password',
+      tag: 'people',
+      summary: "Change one's password (the current one is asked again); every other session of the account ends",
+      permission: 'self',
+      body: changePasswordBody,
+      status: 204,
+      responses: {
+        204: { description: 'changed; sessions other than this request\'s are signed out (API tokens stay: revoke them with DELETE /tokens/{id})' },
+        400: errorResponse('invalid body: the new password too short or long, or the same as the current one'),
+        403: errorResponse('the current password is wrong (wrong_password), or the account has no password (no_password)'),
+        429: { ...errorResponse('too many attempts for this account or from this address: retry after Retry-After seconds'), headers: { 'Retry-After': 'seconds to wait' } },
+        503: { ...errorResponse('too many passwords being hashed at once: retry after Retry-After seconds'), headers: { 'Retry-After': 'seconds to wait' } },
+      },
+      handler: async ({ req, res, body, principal }) => {
+        const address = req.ip ?? 'unknown';
+        // The same budget as sign-in: a stolen session must not become a way to guess the password.
+        limit(limiters.signIn, normalEmail(principal.email), address, res, 'password attempts');
+        const current = await passwordHashOf(d.db, principal.userId);
+        if (current === null) throw new AppError(403, 'no_password', 'this account has no password to change');
+        if (!(await gated(res, () => verifyPassword(body.currentPassword, current)))) throw new AppError(403, 'wrong_password', 'the current password is wrong');
+        limiters.signIn.refund(normalEmail(principal.email), address);
+        await setPasswordHash(d.db, principal.userId, await gated(res, () => hashPassword(body.newPassword)));
+        const ended = await revokeOtherSessions(d.db, principal.userId, principal.via === 'session' ? principal.credentialId : null);
+        await audit(d.db, principal, { action: 'user.password_changed', target: { type: 'user', id: principal.userId }, details: { sessionsEnded: ended } });
         return undefined;
       },
     }),

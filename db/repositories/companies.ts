@@ -55,6 +55,17 @@ export async function listCompanies(db: Db, f: { only?: string[]; limit: number;
 
 const participationColumns = ['p.id', 'p.company_id', 'p.user_id', 'u.email', 'p.role', 'p.created_at'];
 
+/**
+ * Runs `fn` in a transaction holding the company's row lock: changes to its participations take
+ * turns, so a rule over all of them (it keeps one admin) cannot be broken by two at once.
+ */
+export async function withCompanyLock<T>(db: Db, companyId: string, fn: (trx: Db) => Promise<T>): Promise<T> {
+  return db.transaction(async (trx) => {
+    await trx.raw('SELECT 1 FROM companies WHERE id = ? FOR UPDATE', [companyId]);
+    return fn(trx);
+  });
+}
+
 /** Adds the user to the company, or changes their role there. */
 export async function upsertParticipation(db: Db, p: { id: string; companyId: string; userId: string; role: CompanyRole; createdBy: string }): Promise<Participation> {
   await db('participations')

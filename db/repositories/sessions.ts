@@ -28,3 +28,10 @@ export async function findLiveSessionByHash(db: Db, tokenHash: string): Promise<
 export async function revokeSession(db: Db, id: string): Promise<void> {
   await db('sessions').where({ id }).update({ revoked_at: db.raw('COALESCE(revoked_at, now())') });
 }
+
+/** Ends every live session of a user but `keep` (the one asking, when it is a session); how many ended. */
+export async function revokeOtherSessions(db: Db, userId: string, keep: string | null): Promise<number> {
+  const q = db('sessions').where({ user_id: userId }).whereNull('revoked_at').andWhere('expires_at', '>', db.fn.now());
+  if (keep) q.whereNot({ id: keep });
+  return q.update({ revoked_at: db.fn.now() });
+}

@@ -54,3 +54,13 @@ export async function bootstrapAdminId(db: Db): Promise<string | null> {
   const row = await db('settings').where({ key: BOOTSTRAP_ADMIN_SETTING }).first('value');
   return row ? (row.value as string) : null;
 }
+
+/** The user's password hash (null: the account has none, e.g. the platform admin made on first start). */
+export async function passwordHashOf(db: Db, id: string): Promise<string | null> {
+  const r = (await db('users').where({ id }).first('password_hash')) as { password_hash: string | null } | undefined;
+  return r?.password_hash ?? null;
+}
+
+export async function setPasswordHash(db: Db, id: string, hash: string): Promise<void> {
+  await db('users').where({ id }).update({ password_hash: hash });
+}
