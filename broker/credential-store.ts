@@ -16,6 +16,12 @@ export interface CredentialStore {
   /** Removes these usernames; resolves once the broker refuses them (and has cut off their connections). */
   remove(usernames: readonly string[]): Promise<void>;
   close(): Promise<void>;
+  /**
+   * For a store that is the only record of logins in its broker (the dynamic-security plugin's):
+   * readies it and puts the platform's own clients, at the worker's start, so that the api and the
+   * bridge can log in. The embedded Mosquitto's files get them from `npm start`'s rebuild instead.
+   */
+  prepare?(platformLogins: readonly MqttLogin[]): Promise<void>;
 }
 
 /** `MQTT_AUTH=http` or `none`, and aedes: the broker asks the platform (or nobody); nothing to mirror. */

@@ -1,4 +1,4 @@
-import { filterCovers, mayPublish, mayRead, maySubscribe, mosquittoAcl, topicMatches } from './broker-identity';
+import { dynsecAcls, filterCovers, mayPublish, mayRead, maySubscribe, mosquittoAcl, topicMatches } from './broker-identity';
 import { loadConfig } from '../runtime/config';
 
 const u = 'abcdefghjkmn'; // a Homie ID: a device's username
@@ -42,9 +42,18 @@ it('renders the Mosquitto ACL: a section per platform client and one pattern for
   expect(acl.trim().split('\n').pop()).toBe('pattern readwrite homie/%u/#');
 });
 
-it('reads the MQTT settings: MQTT_PORT 1884 by default, PUBLIC_MQTT_URL as an alias of MQTT_DEVICE_URL, http needing its secret', () => {
+it('reads the MQTT settings: MQTT_PORT 1884 by default, PUBLIC_MQTT_URL as an alias of MQTT_DEVICE_URL, http needing its secret, dynsec its admin password', () => {
   expect(loadConfig({}).MQTT_PORT).toBe(1884);
   expect(loadConfig({ PUBLIC_MQTT_URL: 'mqtt://devices.example:1883' }).MQTT_DEVICE_URL).toBe('mqtt://devices.example:1883');
   expect(() => loadConfig({ MQTT_URL: 'mqtt://b:1883', MQTT_AUTH: 'http' })).toThrow(/MQTT_HTTP_AUTH_SECRET/);
-  expect(() => loadConfig({ MQTT_AUTH: 'dynsec' })).toThrow(/MQTT_AUTH/);
+  expect(() => loadConfig({ MQTT_AUTH: 'kerberos' })).toThrow(/MQTT_AUTH/);
+  expect(() => loadConfig({ MQTT_URL: 'mqtt://b:1883', MQTT_AUTH: 'dynsec' })).toThrow(/MQTT_DYNSEC_PASSWORD/);
+});
+
+it('gives the dynamic-security plugin the same rights: a device its subtree, the bridge its shared subscription', () => {
+  const u = 'abcdefghjkmn';
+  expect(dynsecAcls(u).map((a) => `${a.acltype} ${a.topic}`)).toEqual([`publishClientSend homie/${u}/#`, `publishClientReceive homie/${u}/#`, `subscribePattern homie/${u}/#`]);
+  expect(dynsecAcls('rdm-bridge').map((a) => `${a.acltype} ${a.topic}`)).toContain('subscribePattern $share/+/homie/#');
+  expect(dynsecAcls('rdm-api').some((a) => a.topic.startsWith('$share'))).toBe(false);
+  expect(() => dynsecAcls('admin')).toThrow(/not a device or platform username/);
 });

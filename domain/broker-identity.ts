@@ -131,3 +131,35 @@ export function mosquittoAcl(): string {
   lines.push('', '# Every device: its own subtree (username = Homie ID).', `pattern readwrite ${HOMIE_ROOT}/%u/#`);
   return lines.join('\n') + '\n';
 }
+
+/** One ACL entry of Mosquitto's dynamic-security plugin. */
+export interface DynsecAcl {
+  acltype: 'publishClientSend' | 'publishClientReceive' | 'subscribePattern';
+  topic: string;
+  priority: number;
+  allow: boolean;
+}
+
+/**
+ * The plugin's ACLs for a login: a device's own subtree, or a platform client's rights. Mosquitto
+ * 2.0's plugin substitutes no `%u` (measured: a pattern matched nothing), so each device needs a
+ * role of its own with its topic spelled out. The bridge's `$share/...` subscription is checked
+ * against the filter with the share prefix, so its rights get that form too.
+ */
+export function dynsecAcls(username: string): DynsecAcl[] {
+  const entry = (acltype: DynsecAcl['acltype'], topic: string): DynsecAcl => ({ acltype, topic, priority: 0, allow: true });
+  if (isPlatformClient(username)) {
+    const out: DynsecAcl[] = [];
+    for (const r of PLATFORM_CLIENTS[username] as readonly TopicRight[]) {
+      if (r.access === 'write') out.push(entry('publishClientSend', r.filter));
+      else {
+        out.push(entry('publishClientReceive', r.filter), entry('subscribePattern', r.filter));
+        if (username === 'rdm-bridge') out.push(entry('subscribePattern', `${SHARE}/+/${r.filter}`));
+      }
+    }
+    return out;
+  }
+  if (deviceIdOfUsername(username) === null) throw new Error(`not a device or platform username: ${JSON.stringify(username)}`);
+  const f = deviceFilter(username);
+  return [entry('publishClientSend', f), entry('publishClientReceive', f), entry('subscribePattern', f)];
+}

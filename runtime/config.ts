@@ -40,9 +40,14 @@ const schema = z.object({
   /**
    * How device logins reach an external broker (MQTT_URL set): `http`, the broker asks the API's
    * /broker-auth endpoint (EMQX, VerneMQ, mosquitto-go-auth); `none`, the broker is trusted as
-   * private and start-up warns loudly. (`dynsec`: docs/broker.md, not built yet.)
+   * private and start-up warns loudly; `dynsec`, the worker manages the broker's Mosquitto
+   * dynamic-security plugin with the admin login below (docs/broker.md).
    */
-  MQTT_AUTH: z.enum(['http', 'none']).default('none'),
+  MQTT_AUTH: z.enum(['http', 'dynsec', 'none']).default('none'),
+  /** The dynamic-security plugin's admin login (MQTT_AUTH=dynsec): its username, ... */
+  MQTT_DYNSEC_USERNAME: z.string().min(1).default('admin'),
+  /** ... and its password (required by MQTT_AUTH=dynsec). */
+  MQTT_DYNSEC_PASSWORD: z.string().min(1).optional(),
   /** The secret a broker sends to the HTTP auth endpoint (`Authorization: Bearer <it>`); when set, /broker-auth is served. */
   MQTT_HTTP_AUTH_SECRET: z.string().min(24, 'must be at least 24 characters').optional(),
   TEMPORAL_PORT: port.default(7233),
@@ -84,6 +89,9 @@ const schema = z.object({
 }).refine((c) => c.MQTT_AUTH !== 'http' || !c.MQTT_URL || c.MQTT_HTTP_AUTH_SECRET, {
   path: ['MQTT_HTTP_AUTH_SECRET'],
   message: 'MQTT_AUTH=http needs it: the secret the broker sends to /broker-auth',
+}).refine((c) => c.MQTT_AUTH !== 'dynsec' || !c.MQTT_URL || c.MQTT_DYNSEC_PASSWORD, {
+  path: ['MQTT_DYNSEC_PASSWORD'],
+  message: 'MQTT_AUTH=dynsec needs it: the password of the dynamic-security plugin\'s admin (MQTT_DYNSEC_USERNAME)',
 }).refine((c) => c.HTTP_HEADERS_TIMEOUT_S <= c.HTTP_REQUEST_TIMEOUT_S, {
   path: ['HTTP_HEADERS_TIMEOUT_S'],
   message: 'must not exceed HTTP_REQUEST_TIMEOUT_S (the headers are part of the request)',

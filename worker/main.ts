@@ -3,7 +3,7 @@
 import { Client } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { createWorker } from './create-worker';
-import { credentialStoreFor, platformLogin } from '../broker/stores';
+import { credentialStoreFor, platformLogin, platformLogins } from '../broker/stores';
 import { createDb } from '../db/knex';
 import { migrateWhenFree } from '../db/migrate';
 import { loadConfigOrExit } from '../runtime/config';
@@ -45,6 +45,11 @@ async function main() {
   const credentials = await loadCredentialDeriver(db, cfg).catch((err: Error) => exitWith(log, err.message));
 
   const broker = credentialStoreFor(cfg, addr.mqttUrl);
+  if (broker.prepare) {
+    // The api and the bridge wait (reconnecting) until their logins are there.
+    await broker.prepare(platformLogins(credentials)).catch((err: Error) => exitWith(log, `MQTT_AUTH=${cfg.MQTT_AUTH}: cannot prepare the broker at ${redactUrl(addr.mqttUrl)}: ${err.message}`));
+    log.info({ store: broker.kind }, 'the broker has the platform clients\' logins');
+  }
   const connection = await connectWithRetry(addr.temporalAddress, log);
   // A cluster may deny the operator API to this worker: then the attributes are its admins' job.
   await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE).catch((err: Error) =>

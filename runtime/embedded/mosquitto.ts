@@ -22,6 +22,13 @@ export function findMosquitto(env: NodeJS.ProcessEnv = process.env): string | nu
   return null;
 }
 
+const DYNSEC_CANDIDATES = ['/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so', '/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so', '/usr/lib/mosquitto_dynamic_security.so', '/usr/local/lib/mosquitto_dynamic_security.so', '/opt/homebrew/lib/mosquitto_dynamic_security.so'];
+
+/** Mosquitto's dynamic-security plugin on this machine (MOSQUITTO_DYNSEC_PLUGIN, usual places), or null. */
+export function findDynsecPlugin(env: NodeJS.ProcessEnv = process.env): string | null {
+  return (env.MOSQUITTO_DYNSEC_PLUGIN ? [env.MOSQUITTO_DYNSEC_PLUGIN] : DYNSEC_CANDIDATES).find((p) => fs.existsSync(p)) ?? null;
+}
+
 export interface MosquittoOptions {
   bin: string;
   port: number;
@@ -37,6 +44,8 @@ export interface MosquittoOptions {
    * is anonymous: only tests of the broker itself want that.
    */
   authDir?: string;
+  /** Authentication by the dynamic-security plugin instead: its library and configuration file (tests of MQTT_AUTH=dynsec). */
+  dynsec?: { plugin: string; configFile: string };
   /** Extra lines for mosquitto.conf. */
   extraConfig?: string[];
 }
@@ -48,10 +57,15 @@ export interface RunningMosquitto {
   stop(): Promise<void>;
 }
 
-export function mosquittoConfig(o: Pick<MosquittoOptions, 'port' | 'host' | 'dir' | 'persistent' | 'extraConfig' | 'authDir'>): string {
+function authConfig(o: Pick<MosquittoOptions, 'authDir' | 'dynsec'>): string[] {
+  if (o.dynsec) return ['allow_anonymous false', `plugin ${o.dynsec.plugin}`, `plugin_opt_config_file ${o.dynsec.configFile}`];
+  return o.authDir ? mosquittoAuthConfig(o.authDir) : ['allow_anonymous true'];
+}
+
+export function mosquittoConfig(o: Pick<MosquittoOptions, 'port' | 'host' | 'dir' | 'persistent' | 'extraConfig' | 'authDir' | 'dynsec'>): string {
   return [
     `listener ${o.port} ${o.host ?? '127.0.0.1'}`,
-    ...(o.authDir ? mosquittoAuthConfig(o.authDir) : ['allow_anonymous true']),
+    ...authConfig(o),
     // Nagle + delayed ACKs would add ~40 ms to small request/response exchanges (set, commands).
     'set_tcp_nodelay true',
     // A bridge that restarts must find every QoS 1 message waiting for it (the default, 1000, drops).

@@ -17,14 +17,16 @@ import { performance } from 'node:perf_hooks';
 import mqtt, { type MqttClient } from 'mqtt';
 import { mosquittoFilesStore, prepareMosquittoAuth } from '../../broker/mosquitto-files';
 import type { MqttLogin } from '../../broker/credential-store';
-import { startMosquitto } from '../../runtime/embedded/mosquitto';
+import { dynsecInitialConfig, dynsecRoleOf } from '../../broker/dynsec';
+import { dynsecAcls } from '../../domain/broker-identity';
+import { findDynsecPlugin, startMosquitto } from '../../runtime/embedded/mosquitto';
 import { freePort } from '../../runtime/embedded/free-port';
 import { int, machineLine, mib, mosquittoBin, quiet, rssBytes, runBench, secs, sleep, table } from './support';
 
 const N = Number(process.argv[2] ?? 100_000);
 const ADD = Number(process.argv[3] ?? 10_000);
 const DYNSEC_ADD = Number(process.argv[4] ?? 20);
-const DYNSEC = '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so';
+const DYNSEC = findDynsecPlugin() ?? '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so';
 
 const logins = (n: number, from = 0): MqttLogin[] =>
   Array.from({ length: n }, (_, i) => ({ username: `d${String(from + i).padStart(11, '0')}`, password: randomBytes(16).toString('base64url') }));
@@ -46,12 +48,13 @@ async function cutOff(url: string, l: MqttLogin, act: () => Promise<unknown>): P
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+/** A device as the plugin's file holds it: a client and its own role (broker/dynsec.ts). */
 function dynsecClient(l: MqttLogin) {
   const salt = randomBytes(12);
-  const role = `r-${l.username}`;
+  const rolename = dynsecRoleOf(l.username);
   return {
-    client: { username: l.username, roles: [{ rolename: role }], password: pbkdf2Sync(l.password, salt, 101, 64, 'sha512').toString('base64'), salt: salt.toString('base64'), iterations: 101 },
-    role: { rolename: role, acls: ['publishClientSend', 'publishClientReceive', 'subscribePattern'].map((acltype) => ({ acltype, topic: `homie/${l.username}/#`, priority: 0, allow: true })) },
+    client: { username: l.username, roles: [{ rolename }], password: pbkdf2Sync(l.password, salt, 101, 64, 'sha512').toString('base64'), salt: salt.toString('base64'), iterations: 101 },
+    role: { rolename, acls: dynsecAcls(l.username) },
   };
 }
 
@@ -103,16 +106,9 @@ runBench(async (cleanup) => {
     const admin = { username: 'admin', password: randomBytes(16).toString('hex') };
     let t = performance.now();
     const entries = known.map(dynsecClient);
-    const a = dynsecClient(admin);
-    const config = {
-      defaultACLAccess: { publishClientSend: false, publishClientReceive: false, subscribe: false, unsubscribe: true },
-      clients: [{ ...a.client, roles: [{ rolename: 'admin' }] }, ...entries.map((e) => e.client)],
-      groups: [],
-      roles: [
-        { rolename: 'admin', acls: ['publishClientSend', 'publishClientReceive', 'subscribePattern'].map((acltype) => ({ acltype, topic: '$CONTROL/dynamic-security/#', priority: 0, allow: true })) },
-        ...entries.map((e) => e.role),
-      ],
-    };
+    const config = JSON.parse(dynsecInitialConfig(admin)) as { clients: unknown[]; roles: unknown[] };
+    config.clients.push(...entries.map((e) => e.client));
+    config.roles.push(...entries.map((e) => e.role));
     const file = path.join(dir, 'dynsec.json');
     fs.writeFileSync(file, JSON.stringify(config));
     const writeMs = performance.now() - t;
