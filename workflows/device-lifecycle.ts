@@ -86,7 +86,7 @@ const { readLifecycleState } = proxyActivities<Activities>({
  */
 function refusedOutright(err: unknown): boolean {
   if (err instanceof ActivityFailure) return err.retryState === RetryState.NON_RETRYABLE_FAILURE;
-  return err instanceof ApplicationFailure && err.nonRetryable;
+  return err instanceof ApplicationFailure && err.nonRetryable === true;
 }
 
 function refuseIfIllegal(state: LifecycleState, req: TransitionRequest): void {
