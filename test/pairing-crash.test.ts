@@ -68,7 +68,7 @@ it('finishes a pairing whose worker was killed while accepting it, and one kille
   }) as [{ d: Device; code: string }, { d: Device; code: string }];
   await Promise.all([a.d.waitConnected(), b.d.waitConnected()]);
 
-  // 1. Killed as soon as the device went `pairing` (the request's update still running, or just done).
+  // 1. Killed as soon as the device went `pairing` (the workflow moves it right after answering).
   const askedA = a.d.waitFor('pairing-request', 60_000);
   const requestA = requestPairing(ctx, { deviceId: a.d.deviceId, code: a.code, userId: 'U-CRASH-A' });
   await eventually(async () => (await status(a.d.deviceId)) === 'pairing', 30_000, 5);
@@ -79,7 +79,9 @@ it('finishes a pairing whose worker was killed while accepting it, and one kille
   expect((await askedA).pairingId).toBe(pa.id);
 
   // 2. Killed while waiting for the device; the device confirms while no worker runs.
+  const askedB = b.d.waitFor('pairing-request', 60_000);
   const pb = await requestPairing(ctx, { deviceId: b.d.deviceId, code: b.code, userId: 'U-CRASH-B' });
+  await askedB; // the workflow moved the device and asked it (after answering): now it waits
   await kill();
   const ownedA = a.d.waitFor('owner', 60_000);
   const ownedB = b.d.waitFor('owner', 60_000);

@@ -57,6 +57,8 @@ it('expires when the device does not answer within PAIRING_TIMEOUT_S: the device
   const { id, code } = await freeDevice();
   const p = await requestPairing(ctx, { deviceId: id, code, userId: 'U-SLOW' });
   expect(p.status).toBe('pending');
+  // The workflow moves the device after answering (PATCH_ANSWER_BEFORE_MOVE): before the deadline.
+  for (let i = 0; i < 100 && (await row(id)).status !== 'pairing'; i++) await new Promise((r) => setTimeout(r, 50));
   expect(await row(id)).toEqual({ status: 'pairing', owner_id: null });
   const started = await env.currentTimeMs();
   const ended = await result(id); // the server skips the 2 minutes

@@ -77,6 +77,8 @@ describe('a user pairs a device', () => {
       expect(p).toMatchObject({ deviceId: d.deviceId, userId: 'U-ALICE', status: 'pending' });
       expect(Date.parse(p.expiresAt) - before).toBeGreaterThan(115_000);
       expect(Date.parse(p.expiresAt) - Date.now()).toBeLessThanOrEqual(120_000);
+      // Answered once checked and recorded; the workflow then moves the device (PATCH_ANSWER_BEFORE_MOVE).
+      await eventually(async () => (await row(d.deviceId)).status === 'pairing');
       expect(await row(d.deviceId)).toEqual({ status: 'pairing', owner_id: null });
       expect(await readPairing(s.db, p.id)).toMatchObject({ status: 'pending', deviceId: d.deviceId, userId: 'U-ALICE' });
       expect(await asked).toEqual({ pairingId: p.id, expiresAt: p.expiresAt });

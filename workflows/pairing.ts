@@ -1,9 +1,10 @@
 // One pairing attempt of one device (ID `pairing-<deviceId>`): started by update-with-start so the
-// user is answered at once. The first request accepted moves the device `free -> pairing` through
-// its lifecycle workflow and records the attempt; later requests meet this attempt (the same user
-// gets it back, anyone else is refused), so of two users pairing at once exactly one wins. Then the
-// device is asked and the workflow waits for its answer, the user's cancel or the deadline, and
-// ends the attempt: `paired` (the user owns it, the device is told) or back to `free`.
+// user is answered at once. The first request accepted is checked against Postgres and recorded,
+// and answered; later requests meet this attempt (the same user gets it back, anyone else is
+// refused), so of two users pairing at once exactly one wins. Then the workflow moves the device
+// `free -> pairing` through its lifecycle workflow, asks the device, waits for its answer, the
+// user's cancel or the deadline, and ends the attempt: `paired` (the user owns it, the device is
+// told) or back to `free`.
 import { ApplicationFailure, allHandlersFinished, condition, patched, proxyActivities, proxyLocalActivities, setHandler } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import {
@@ -34,6 +35,13 @@ const quickEndings = proxyLocalActivities<Activities>({ startToCloseTimeout: '10
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export const PATCH_BLOCKED_NOT_PAIRED = 'blocked-device-not-paired';
+/**
+ * Patch: the user is answered once the attempt is checked and recorded; the device is moved
+ * `free -> pairing` after, by the workflow, for as long as that takes. Before, the answer waited
+ * on the lifecycle update, and under load an answer that gave up (the update still queued) could
+ * leave the device `pairing` with no attempt to finish it.
+ */
+export const PATCH_ANSWER_BEFORE_MOVE = 'answer-before-lifecycle-move';
 
 function refuse(code: PairingRefusal, message: string): never {
   throw ApplicationFailure.nonRetryable(message, code);
@@ -46,6 +54,8 @@ export async function pairing(input: PairingInput): Promise<PairingView | null> 
   /** A request is being checked; the next waits (validators of requests delivered together all saw no attempt). */
   let checking = false;
   let tried = false;
+  /** The attempt was answered before the device moved to `pairing` (PATCH_ANSWER_BEFORE_MOVE). */
+  let moveAfterAnswer = false;
 
   setHandler(pairingStateQuery, () => (attempt ? { ...attempt } : null));
 
@@ -74,8 +84,11 @@ export async function pairing(input: PairingInput): Promise<PairingView | null> 
         if (facts.status === 'paired' || facts.ownerId !== null) refuse('already_paired', 'the device already has an owner');
         if (facts.status === 'pairing') refuse('pairing_pending', 'another pairing of this device is in progress');
         if (facts.status !== 'free') refuse('device_not_free', `the device is '${facts.status}', not 'free': it cannot be paired yet`);
-        const moved = await checks.transitionForPairing({ deviceId: input.deviceId, to: 'pairing', actorId: req.userId, reason: `pairing ${req.pairingId}`, updateId: `${req.pairingId}-pairing` });
-        if (!moved.ok) refuse(moved.code === 'device_blocked' ? 'device_blocked' : 'device_not_free', moved.message);
+        if (patched(PATCH_ANSWER_BEFORE_MOVE)) moveAfterAnswer = true;
+        else {
+          const moved = await checks.transitionForPairing({ deviceId: input.deviceId, to: 'pairing', actorId: req.userId, reason: `pairing ${req.pairingId}`, updateId: `${req.pairingId}-pairing` });
+          if (!moved.ok) refuse(moved.code === 'device_blocked' ? 'device_blocked' : 'device_not_free', moved.message);
+        }
         const now = Date.now(); // workflow time: deterministic on replay
         const view: PairingView = { id: req.pairingId, deviceId: input.deviceId, userId: req.userId, status: 'pending', expiresAt: new Date(now + input.timeoutS * 1000).toISOString() };
         await quickChecks.recordPairing({ ...view, createdAt: new Date(now).toISOString() });
@@ -117,6 +130,18 @@ export async function pairing(input: PairingInput): Promise<PairingView | null> 
   await condition(() => attempt !== null || (tried && !checking && allHandlersFinished()));
   if (!attempt) return null;
   const a: PairingView = attempt;
+
+  if (moveAfterAnswer) {
+    // Durable: retried until the lifecycle answers. A refusal (an admin moved or blocked the
+    // device since the check) ends the attempt; the device was never `pairing`.
+    const moved = await endings.transitionForPairing({ deviceId: a.deviceId, to: 'pairing', actorId: a.userId, reason: `pairing ${a.id}`, updateId: `${a.id}-pairing` });
+    if (!moved.ok) {
+      await quickEndings.finishPairing({ pairingId: a.id, status: 'cancelled', at: new Date().toISOString() });
+      a.status = 'cancelled';
+      await condition(allHandlersFinished);
+      return { ...a };
+    }
+  }
 
   try {
     await quickChecks.askDeviceToPair({ deviceId: a.deviceId, pairingId: a.id, expiresAt: a.expiresAt });
