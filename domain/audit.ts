@@ -29,6 +29,8 @@ export const AUDIT_ACTIONS = [
   'device.unblocked',
   'device.secret_rotated',
   'device.update_started',
+  'firmware.uploaded',
+  'firmware.promoted',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

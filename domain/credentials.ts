@@ -76,6 +76,11 @@ export class CredentialDeriver {
     return `${base}-${this.derive('mqtt-share-group', base, 0, 16).toLowerCase()}`;
   }
 
+  /** The MAC of a time-limited download link (ota/download-url.ts): only the platform can make one. */
+  downloadMac(payload: string): string {
+    return createHmac('sha256', this.key).update(`firmware-download\0${payload}`).digest('base64url');
+  }
+
   device(deviceId: string, generation = 1): DeviceCredentials {
     const secret = this.deviceSecret(deviceId, generation);
     // The pairing code is printed on the label: a secret rotation must not change it.

@@ -48,6 +48,12 @@ export class UnavailableError extends AppError {
     super(503, 'unavailable', message);
   }
 }
+/** A body past its limit (a firmware image past FIRMWARE_MAX_BYTES): nothing of it is kept. */
+export class PayloadTooLargeError extends AppError {
+  constructor(message: string) {
+    super(413, 'payload_too_large', message);
+  }
+}
 /** The request was sent to a device, which did not answer in time (the outcome is unknown). */
 export class DeviceTimeoutError extends AppError {
   constructor(message: string) {

@@ -8,6 +8,7 @@ import * as m004 from './004_people';
 import * as m005 from './005_broker_identity';
 import * as m006 from './006_pairing';
 import * as m007 from './007_sharing';
+import * as m008 from './008_firmware';
 
 const MIGRATIONS: Record<string, Knex.Migration> = {
   '001_initial': m001,
@@ -17,6 +18,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '005_broker_identity': m005,
   '006_pairing': m006,
   '007_sharing': m007,
+  '008_firmware': m008,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {
