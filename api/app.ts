@@ -23,6 +23,7 @@ import { alertRoutes } from './routes/alerts';
 import { deviceConfigRoutes } from './routes/device-config';
 import { deviceControlRoutes } from './routes/device-control';
 import { diagnosticsRoutes } from './routes/diagnostics';
+import { firmwareRoutes } from './routes/firmware';
 
 export interface AppLimits {
   exports?: ExportLimits;
@@ -66,9 +67,9 @@ export function buildApp(d: ApiDeps, limits: AppLimits = {}): express.Express {
 /** Every route of the API: the table the app, the OpenAPI document and the tenancy test are built from. */
 export function apiRoutes(d: ApiDeps, downloads: ExportGate, authenticate: Authenticate, limiters: { signIn: SignInLimiter; signUp: SignInLimiter; passwords: PasswordGate }): RouteSpec[] {
   const routes: RouteSpec[] = [];
-  routes.push(...healthRoutes(d, () => routes), ...batchRoutes(d, downloads), ...deviceRoutes(d), ...deviceAccessRoutes(d), ...tokenRoutes(d));
+  routes.push(...healthRoutes(d, () => routes), ...batchRoutes(d, downloads), ...deviceRoutes(d), ...deviceAccessRoutes(d), ...tokenRoutes(d, authenticate));
   routes.push(...deviceControlRoutes(d), ...deviceConfigRoutes(d), ...diagnosticsRoutes(d), ...alertRoutes(d));
   routes.push(...userRoutes(d, limiters, authenticate, limiters.passwords), ...companyRoutes(d), ...auditRoutes(d), ...pairingRoutes(d));
-  routes.push(...shareRoutes(d), ...propertyAccessRoutes(d));
+  routes.push(...shareRoutes(d), ...propertyAccessRoutes(d), ...firmwareRoutes(d, d.firmware));
   return routes;
 }

@@ -4,6 +4,7 @@ import type { CredentialDeriver } from '../domain/credentials';
 import type { Db } from '../db/knex';
 import type { Logger } from '../runtime/logger';
 import type { DeviceRequests } from './device-requests';
+import type { FirmwareDeps } from './routes/firmware';
 
 export interface HealthCheck {
   name: string;
@@ -35,4 +36,6 @@ export interface ApiDeps {
   pairingTimeoutS?: number;
   /** The broker address written into devices.csv for the devices (PUBLIC_MQTT_URL, else MQTT_URL). */
   publicMqttUrl?: string;
+  /** Firmware storage and signing (api/routes/firmware.ts). */
+  firmware: FirmwareDeps;
 }

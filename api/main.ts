@@ -16,6 +16,8 @@ import { createDeviceAuthenticator } from '../broker/authenticator';
 import { redactUrl, serviceAddresses } from '../runtime/services';
 import { onShutdown, exitWith } from '../runtime/process';
 import path from 'node:path';
+import { loadFirmwareSigner } from '../ota/signing';
+import { firmwareDeps } from './firmware-deps';
 
 async function main() {
   const cfg = loadConfigOrExit();
@@ -29,6 +31,7 @@ async function main() {
     exitWith(log, `DATABASE_URL: cannot prepare the database at ${redactUrl(addr.databaseUrl)}: ${(err as Error).message}`);
   }
   const credentials = await loadCredentialDeriver(db, cfg).catch((err: Error) => exitWith(log, err.message));
+  const signer = await loadFirmwareSigner(db, cfg).catch((err: Error) => exitWith(log, err.message));
   const created = await ensureBootstrapAdmin(db, cfg.DATA_DIR, cfg.ADMIN_TOKEN);
   if (created) {
     process.stdout.write(
@@ -55,6 +58,7 @@ async function main() {
     devices: new DeviceRequests(mqtt),
     replyTimeoutMs: cfg.DEVICE_REPLY_TIMEOUT_MS,
     publicMqttUrl: cfg.MQTT_DEVICE_URL ?? addr.mqttUrl,
+    firmware: firmwareDeps({ db, credentials, dir: path.join(cfg.DATA_DIR, 'firmware'), signer, maxBytes: cfg.FIRMWARE_MAX_BYTES }),
     readiness: [
       { name: 'postgres', check: async () => void (await db.raw('select 1')) },
       { name: 'temporal', check: async () => void (await connection.workflowService.getSystemInfo({})) },

@@ -6,7 +6,8 @@ import type { Db } from '../db/knex';
 import { getDevicePresence, type DevicePresence } from '../db/repositories/device-state';
 import { liveShareRole } from '../db/repositories/shares';
 import type { Relation } from '../domain/sharing';
-import type { Resource } from './http/policy';
+import type { ShareRole } from '../domain/roles';
+import type { Principal, Resource } from './http/policy';
 import type { Access } from './http/route';
 import { enforce } from './enforce';
 
@@ -22,13 +23,29 @@ export async function requireDevice(db: Db, access: Access, id: string): Promise
 
 /** For a route that read the device's row itself (in the same query as what else it needs). */
 export async function checkDevice<T extends DeviceParties>(db: Db, access: Access, id: string, device: T | null): Promise<T & { relation: Relation }> {
-  const p = access.principal;
-  const staff = device !== null && (p.platformAdmin || (device.companyId !== null && p.roles[device.companyId] !== undefined));
-  const owner = device !== null && p.companyId === null && device.ownerId === p.userId;
-  // A share is looked up only for someone the device's row does not already relate (one short indexed read).
-  const shareRole = device !== null && !staff && !owner && p.companyId === null ? await liveShareRole(db, id, p.userId) : null;
-  enforce(access, device && { kind: 'device', companyId: device.companyId, ownerId: device.ownerId, shareRole }, 'device', id);
-  return { ...device!, relation: staff ? 'staff' : owner ? 'owner' : shareRole! };
+  const r = device && (await relationTo(db, access.principal, id, device));
+  enforce(access, device && { kind: 'device', companyId: device.companyId, ownerId: device.ownerId, shareRole: r!.shareRole }, 'device', id);
+  return { ...device!, relation: r!.relation! };
+}
+
+/**
+ * Who the caller is to a device, for property visibility: company staff (a role in its company,
+ * or a platform admin) before its owner before a person it is shared with; null: none of them.
+ * Owners and shares count only for a call acting with all the user's rights (not a company token).
+ */
+export function relationOf(p: Principal, device: DeviceParties, shareRole: ShareRole | null): Relation | null {
+  if (p.platformAdmin || (device.companyId !== null && p.roles[device.companyId] !== undefined)) return 'staff';
+  if (p.companyId !== null) return null;
+  if (device.ownerId !== null && device.ownerId === p.userId) return 'owner';
+  return shareRole;
+}
+
+/** The caller's relation to one device and, when that is a share, its role (looked up only when the device's row relates nothing: one short indexed read). */
+export async function relationTo(db: Db, p: Principal, id: string, device: DeviceParties): Promise<{ relation: Relation | null; shareRole: ShareRole | null }> {
+  const direct = relationOf(p, device, null);
+  if (direct !== null || p.companyId !== null) return { relation: direct, shareRole: null };
+  const shareRole = await liveShareRole(db, id, p.userId);
+  return { relation: shareRole, shareRole };
 }
 
 /** The device as the policy sees it, for a caller whose relation is known (to ask about another permission). */

@@ -198,6 +198,9 @@ export const createUserBody = z
   })
   .strict();
 export const userSchema = z.object({ id: z.string(), email: z.string(), name: z.string().nullable(), platformAdmin: z.boolean(), createdAt: timestamp });
+/** A person as others see them (no platform-admin flag). */
+export const personSchema = z.object({ id: z.string(), email: z.string(), name: z.string().nullable(), createdAt: timestamp });
+export const findUsersQuery = z.object({ email: email.describe('the exact email (any case): answers that one account, or none') }).strict();
 
 export const signInBody = z.object({ email, password: text().min(1, 'is required').max(MAX_PASSWORD_LENGTH) }).strict();
 export const changePasswordBody = z
@@ -216,6 +219,10 @@ export const createCompanyBody = z.object({ name: name(200) }).strict();
 export const participationSchema = z.object({ id: z.string(), companyId: z.string(), userId: z.string(), email: z.string(), role: companyRole, createdAt: timestamp });
 export const participationBody = z.object({ userId: entityId, role: companyRole }).strict();
 export const participationParams = z.object({ id: entityId, participationId: entityId }).strict();
+
+export const personRecordSchema = personSchema.extend({
+  participations: z.array(participationSchema.extend({ companyName: z.string() })).describe("their roles: all of them to themselves and platform admins; a company admin sees those in the admin's companies only"),
+});
 
 export const meSchema = z.object({
   user: userSchema,
@@ -456,11 +463,15 @@ export const alertRulesQuery = z.object({ deviceId: deviceId.optional(), ...page
 // ---- sharing ----
 export const createShareBody = z
   .object({
-    userId: entityId.describe('the person the device is shared with (an account on the platform)'),
+    userId: entityId.optional().describe('the person the device is shared with (an account on the platform); or name them by `email`'),
+    email: email.optional().describe('the person by their account email (exact match, any case), instead of `userId`; 404 user_not_found when no account has it'),
     role: z.enum(SHARE_ROLES).describe('serviceman: sees and sets what the declaration lets a serviceman; viewer: sees, never sets'),
     expiresAt: isoTime.optional().describe('the share ends by itself at this time; omitted: until revoked or the device is unpaired'),
   })
-  .strict();
+  .strict()
+  .refine((b) => (b.userId === undefined) !== (b.email === undefined), { message: 'name the person by exactly one of userId and email', path: ['userId'] })
+  .meta({ oneOf: [{ required: ['userId'] }, { required: ['email'] }] })
+  .describe('the person by exactly one of userId and email');
 export const shareSchema = z.object({
   id: z.string(),
   deviceId: z.string(),

@@ -7,8 +7,8 @@ export const MAX_LIVE_SHARES_PER_DEVICE = 50;
 /** The farthest a share's end may lie ahead: beyond that, a share without an end says what is meant. */
 export const MAX_SHARE_DAYS = 3_660;
 
-/** Why a share ended. */
-export const SHARE_END_REASONS = ['revoked', 'expired', 'unpaired'] as const;
+/** Why a share ended: the owner or an admin revoked it, its person left it (gave the device back), its time ran out, the device was unpaired. */
+export const SHARE_END_REASONS = ['revoked', 'left', 'expired', 'unpaired'] as const;
 export type ShareEndReason = (typeof SHARE_END_REASONS)[number];
 
 export interface Share {

@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_PAIRING_TIMEOUT_S } from '../domain/pairing';
+import { DEFAULT_DOWNLOAD_URL_TTL_S, DEFAULT_FIRMWARE_MAX_BYTES } from '../domain/firmware';
 
 const url = (protocols: string[]) =>
   z.string().refine((v) => {
@@ -86,6 +87,12 @@ const schema = z.object({
   /** Downloads (devices.csv, bundle.zip) streamed at once, and how long one may wait on a client that stopped reading. */
   EXPORT_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(4),
   EXPORT_STALL_TIMEOUT_S: z.coerce.number().min(1).max(3_600).default(30),
+  /** The largest firmware image an upload may carry (bytes). An upload must also fit in HTTP_REQUEST_TIMEOUT_S. */
+  FIRMWARE_MAX_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 ** 3).default(DEFAULT_FIRMWARE_MAX_BYTES),
+  /** The Ed25519 key images are signed with (PKCS#8 PEM); unset: made once in DATA_DIR/firmware-signing-key.pem. */
+  FIRMWARE_SIGNING_KEY: z.string().min(1).optional(),
+  /** How long a device's firmware download link works. */
+  FIRMWARE_URL_TTL_S: z.coerce.number().int().min(60).max(7 * 86_400).default(DEFAULT_DOWNLOAD_URL_TTL_S),
 }).refine((c) => c.MQTT_AUTH !== 'http' || !c.MQTT_URL || c.MQTT_HTTP_AUTH_SECRET, {
   path: ['MQTT_HTTP_AUTH_SECRET'],
   message: 'MQTT_AUTH=http needs it: the secret the broker sends to /broker-auth',

@@ -236,11 +236,141 @@ describe('companies, participations, tokens', () => {
     expect((await s.api(`/api/v1/tokens/${made.id}`, { token: viewer.token, method: 'DELETE' })).status).toBe(204);
   });
 
+  it('revokes a token at once: the next request with it is refused', async () => {
+    const viewer = await s.member('viewer');
+    const made = (await (await s.api('/api/v1/tokens', { token: viewer.token, method: 'POST', json: { name: 'doomed' } })).json()) as { id: string; token: string };
+    expect((await s.api('/api/v1/me', { token: made.token })).status).toBe(200); // now cached
+    expect((await s.api(`/api/v1/tokens/${made.id}`, { token: viewer.token, method: 'DELETE' })).status).toBe(204);
+    expect((await s.api('/api/v1/me', { token: made.token })).status).toBe(401);
+    // A second revoke changes nothing and records nothing more.
+    expect((await s.api(`/api/v1/tokens/${made.id}`, { token: viewer.token, method: 'DELETE' })).status).toBe(204);
+    expect(await s.db('audit_events').where({ action: 'token.revoked', target_id: made.id }).count({ n: '*' })).toEqual([{ n: '1' }]);
+  });
+
   it('ADMIN_TOKEN acts as the platform admin made on first start', async () => {
     const me = (await (await s.api('/api/v1/me')).json()) as { user: { platformAdmin: boolean; email: string }; credential: { via: string } };
     expect(me).toMatchObject({ user: { platformAdmin: true, email: 'admin@localhost' }, credential: { via: 'env' } });
   });
 });
+
+describe("a company's API tokens", () => {
+  type TokenPage = { items: Record<string, unknown>[]; nextCursor: string | null };
+
+  it("lets the company's admin list the tokens limited to it, page by page, never a secret, and none of elsewhere", async () => {
+    const company = await s.company('token owners');
+    const [admin, tech] = await Promise.all([s.member('admin', company), s.member('technician', company)]);
+    const limited = await Promise.all([mint(tech.token, { name: 'ci', companyId: company }), mint(tech.token, { name: 'factory', companyId: company }), mint(admin.token, { name: 'mine', companyId: company })]);
+    const personal = await mint(tech.token, { name: 'personal' }); // acts for the technician everywhere: theirs, not the company's
+    const elsewhere = await mint((await s.member('admin')).token, { name: 'other company', companyId: s.companyId });
+
+    const first = (await (await s.api(`/api/v1/companies/${company}/tokens?limit=2`, { token: admin.token })).json()) as TokenPage;
+    expect(first.items).toHaveLength(2);
+    const second = (await (await s.api(`/api/v1/companies/${company}/tokens?limit=2&cursor=${first.nextCursor}`, { token: admin.token })).json()) as TokenPage;
+    expect(second.nextCursor).toBeNull();
+    const all = [...first.items, ...second.items];
+    expect(all.map((t) => t.id).sort()).toEqual(limited.map((t) => t.id).sort());
+    expect(all.every((t) => t.companyId === company)).toBe(true);
+    const text = JSON.stringify(all);
+    for (const t of [...limited, personal, elsewhere]) expect(text).not.toContain(t.token);
+    expect(text).not.toMatch(/hash/i);
+    expect(text).not.toContain(personal.id);
+    expect(text).not.toContain(elsewhere.id);
+    // The platform admin sees them too.
+    expect(((await (await s.api(`/api/v1/companies/${company}/tokens`)).json()) as TokenPage).items).toHaveLength(3);
+  });
+
+  it("lets the company's admin (and a platform admin) revoke a member's token: refused at once, audited; no one else", async () => {
+    const company = await s.company('revoking');
+    const [admin, tech, viewer] = await Promise.all([s.member('admin', company), s.member('technician', company), s.member('viewer', company)]);
+    const t = await mint(tech.token, { name: 'ci', companyId: company });
+    const revoke = (by: string | undefined, id = t.id, at = company) => s.api(`/api/v1/companies/${at}/tokens/${id}`, { token: by, method: 'DELETE' });
+    expect((await s.api('/api/v1/alert-rules', { token: t.token })).status).toBe(200);
+
+    expect((await revoke(viewer.token)).status).toBe(403);
+    expect((await revoke(tech.token)).status).toBe(403);
+    expect((await s.api(`/api/v1/companies/${company}/tokens`, { token: tech.token })).status).toBe(403);
+    const otherAdmin = await s.member('admin');
+    expect((await revoke(otherAdmin.token)).status).toBe(404);
+    expect((await s.api(`/api/v1/companies/${company}/tokens`, { token: otherAdmin.token })).status).toBe(404);
+    // A token of another company, or the member's own token without a company, is not the company's to revoke.
+    const personal = await mint(tech.token, { name: 'personal' });
+    expect((await revoke(admin.token, personal.id)).status).toBe(404);
+    const foreign = await mint(otherAdmin.token, { name: 'foreign', companyId: s.companyId });
+    expect((await revoke(admin.token, foreign.id)).status).toBe(404);
+    expect((await s.api('/api/v1/me', { token: personal.token })).status).toBe(200);
+    expect((await s.api('/api/v1/me', { token: foreign.token })).status).toBe(200);
+    expect((await s.api('/api/v1/alert-rules', { token: t.token })).status).toBe(200); // nothing of that touched it
+
+    expect((await revoke(admin.token)).status).toBe(204);
+    expect((await s.api('/api/v1/alert-rules', { token: t.token })).status).toBe(401);
+    const listed = ((await (await s.api(`/api/v1/companies/${company}/tokens`, { token: admin.token })).json()) as TokenPage).items;
+    expect(listed.find((x) => x.id === t.id)?.revokedAt).toEqual(expect.any(String));
+    const log = (await (await s.api(`/api/v1/audit?companyId=${company}`, { token: admin.token })).json()) as { items: { action: string; actor: { userId: string }; target: { id: string }; details: Record<string, unknown> }[] };
+    const entry = log.items.find((e) => e.action === 'token.revoked');
+    expect(entry).toMatchObject({ actor: { userId: admin.userId }, target: { id: t.id }, details: { userId: tech.userId } });
+    expect(JSON.stringify(log)).not.toContain(t.token);
+
+    const second = await mint(tech.token, { name: 'second', companyId: company });
+    expect((await revoke(undefined, second.id)).status).toBe(204); // the platform admin (ADMIN_TOKEN)
+    expect((await s.api('/api/v1/me', { token: second.token })).status).toBe(401);
+  });
+});
+
+describe("a person's record", () => {
+  type PersonRecord = { id: string; email: string; name: string | null; createdAt: string; participations: { companyId: string; role: string }[] };
+  const read = (id: string, token?: string) => s.api(`/api/v1/users/${id}`, { token });
+
+  it('shows a person to themselves, a platform admin, and the admins of their companies (their own companies\' roles only); to others it does not exist', async () => {
+    const [x, y] = await Promise.all([s.company('record x'), s.company('record y')]);
+    const [adminX, adminY, viewerX] = await Promise.all([s.member('admin', x), s.member('admin', y), s.member('viewer', x)]);
+    const person = await s.member('technician', x);
+    await s.api(`/api/v1/companies/${y}/participations`, { token: adminY.token, method: 'POST', json: { userId: person.userId, role: 'viewer' } });
+
+    const own = (await (await read(person.userId, person.token)).json()) as PersonRecord;
+    expect(own).toMatchObject({ id: person.userId, email: person.email });
+    expect(Object.keys(own).sort()).toEqual(['createdAt', 'email', 'id', 'name', 'participations']);
+    expect(own.participations.map((p) => p.companyId).sort()).toEqual([x, y].sort());
+    const byPlatform = (await (await read(person.userId)).json()) as PersonRecord;
+    expect(byPlatform.participations).toHaveLength(2);
+    const byAdminX = (await (await read(person.userId, adminX.token)).json()) as PersonRecord;
+    expect(byAdminX.participations).toEqual([expect.objectContaining({ companyId: x, role: 'technician' })]);
+    expect(JSON.stringify(byAdminX)).not.toContain(y);
+
+    // A fellow member without the right, an admin elsewhere, an end user, and an unknown ID: the same 404.
+    const stranger = await s.endUser();
+    const unknown = await (await read('ZZZZZZZZZZZZZZZZ', adminX.token)).json();
+    for (const token of [viewerX.token, (await s.member('admin')).token, stranger.token]) {
+      const r = await read(person.userId, token);
+      expect(r.status).toBe(404);
+      expect(JSON.stringify(await r.json()).replace(person.userId, 'ZZZZZZZZZZZZZZZZ')).toBe(JSON.stringify(unknown));
+    }
+    // Through a token limited to one company, the admin sees that company's roles only.
+    const { token: limited } = await mint(adminY.token, { name: 'y only', companyId: y });
+    expect(((await (await read(person.userId, limited)).json()) as PersonRecord).participations).toEqual([expect.objectContaining({ companyId: y, role: 'viewer' })]);
+    const { token: xOnly } = await mint(adminX.token, { name: 'x only', companyId: x });
+    expect((await read(adminY.userId, xOnly)).status).toBe(404);
+  });
+
+  it('finds a person by exact email for platform and company admins only: at most that one, no partial match', async () => {
+    const admin = await s.member('admin');
+    const target = await s.endUser();
+    const find = (email: string, token?: string) => s.api(`/api/v1/users?email=${encodeURIComponent(email)}`, { token });
+    const found = (await (await find(target.email.toUpperCase(), admin.token)).json()) as { items: PersonRecord[]; nextCursor: null };
+    expect(found).toEqual({ items: [{ id: target.userId, email: target.email, name: null, createdAt: expect.any(String) }], nextCursor: null });
+    expect(((await (await find(target.email)).json()) as { items: unknown[] }).items).toHaveLength(1);
+    for (const near of [target.email.slice(1), target.email.replace('@', '@x'), `nobody.${Date.now()}@example.com`]) {
+      expect(await (await find(near, admin.token)).json()).toEqual({ items: [], nextCursor: null });
+    }
+    // An end user and a member without the right cannot probe emails.
+    for (const token of [(await s.endUser()).token, await s.token('viewer'), await s.token('technician')]) expect((await find(target.email, token)).status).toBe(403);
+    expect((await s.api('/api/v1/users', { token: admin.token })).status).toBe(400); // the email is required: no listing of everyone
+  });
+});
+
+/** An API token of the caller's own. */
+async function mint(token: string, body: Record<string, unknown>) {
+  return (await (await s.api('/api/v1/tokens', { token, method: 'POST', json: body })).json()) as { id: string; token: string };
+}
 
 describe('the audit log', () => {
   it("records people changes for the company's admins and the platform, never a secret", async () => {

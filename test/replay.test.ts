@@ -6,7 +6,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { findTemporalCli } from '../runtime/embedded/temporal-cli';
 import type { Batch } from '../domain/model';
-import { batchWorkflowId, deviceAnswerSignal, deviceConnectedSignal, deviceWorkflowId, pairingWorkflowId, unpairWorkflowId } from '../domain/messages';
+import { batchWorkflowId, deviceAnswerSignal, deviceConnectedSignal, deviceWorkflowId, pairingWorkflowId, shareExpiryWorkflowId, unpairWorkflowId } from '../domain/messages';
 import { cancelPairing, requestPairing, unpair } from '../temporal/pairing-workflows';
 import { testEnv } from './support/env';
 import { rotateDeviceSecret, setDeviceBlocked, startDeviceLifecycle, transitionDevice } from '../temporal/device-workflows';
@@ -16,9 +16,11 @@ const ROOT = path.resolve(__dirname, '..');
 const FIXTURES = path.join(__dirname, 'fixtures', 'histories');
 
 /**
- * Records the current generation of fixtures (the `-v4` files). Older generations (`-v1`) were
- * recorded on older workflow code and are kept as they are: they prove that running workflows
- * started on that code still replay (see docs/versioning.md).
+ * Records the current generation of fixtures (the `-v4` files, and the first of the pairing,
+ * unpair and share timer workflows: their `-v1`). Older generations were recorded on older
+ * workflow code and are kept as they are: they prove that running workflows started on that code
+ * still replay (see docs/versioning.md). A recording rewrites every file it saves: keep only the
+ * ones of the generation you mean to add.
  */
 async function record(): Promise<void> {
   const s = await startStack();
@@ -67,6 +69,7 @@ async function record(): Promise<void> {
     await eventually(async () => (await s.temporal.workflow.getHandle(workflowId, secondRun).describe()).status.name === 'CONTINUED_AS_NEW');
 
     await recordPairing(s, save, batch.id);
+    await recordSharing(s, save, batch.id);
 
     save('device-lifecycle-v4-continue-as-new', workflowId, firstRun); // v4: manufactured after the broker has the login
     save('device-lifecycle-v4-access', workflowId, secondRun); // v4: rejected update, block, rotate, first connection
@@ -105,10 +108,33 @@ async function recordPairing(s: Stack, save: (name: string, workflowId: string, 
   save('unpair-v1', unpairWorkflowId(a));
 }
 
+/**
+ * Share timer fixtures (v1), through the API: a share that runs to its end, and one its person
+ * ends early (the API signals the timer). On the device whose pairing was cancelled, given an owner.
+ */
+async function recordSharing(s: Stack, save: (name: string, workflowId: string, runId?: string) => void, batchId: string): Promise<void> {
+  const deviceId = ((await s.db('devices').where({ batch_id: batchId }).orderBy('seq').pluck('id')) as string[])[2]!;
+  const [owner, sharee] = await Promise.all([s.endUser(), s.endUser()]);
+  await s.db('devices').where({ id: deviceId }).update({ owner_id: owner.userId });
+  const share = async (expiresAt: string) => {
+    const r = await s.api(`/api/v1/devices/${deviceId}/shares`, { token: owner.token, method: 'POST', json: { userId: sharee.userId, role: 'viewer', expiresAt } });
+    if (r.status !== 201) throw new Error(`share: ${r.status} ${await r.text()}`);
+    return ((await r.json()) as { id: string }).id;
+  };
+  const expiring = await share(new Date(Date.now() + 2_000).toISOString());
+  if ((await s.temporal.workflow.getHandle(shareExpiryWorkflowId(expiring)).result()) !== 'expired') throw new Error('the share did not expire');
+  const left = await share(new Date(Date.now() + 86_400_000).toISOString());
+  const ended = await s.api(`/api/v1/devices/${deviceId}/shares/${left}`, { token: sharee.token, method: 'DELETE' });
+  if (ended.status !== 200) throw new Error(`end share: ${ended.status} ${await ended.text()}`);
+  if ((await s.temporal.workflow.getHandle(shareExpiryWorkflowId(left)).result()) !== 'ended') throw new Error('the share timer was not told');
+  save('share-expiry-v1-expired', shareExpiryWorkflowId(expiring));
+  save('share-expiry-v1-ended', shareExpiryWorkflowId(left));
+}
+
 it('replays every recorded workflow history on the current code', async () => {
   if (process.env.RECORD_HISTORIES) await record();
   const files = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.json'));
-  expect(files.length).toBeGreaterThanOrEqual(18);
+  expect(files.length).toBeGreaterThanOrEqual(20);
   const out = execFileSync(process.execPath, [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'scripts/replay-histories.ts'), testEnv().workflowBundlePath], { encoding: 'utf8' });
   expect(out).toContain(`${files.length} histories replayed`);
 }, 600_000);

@@ -2,12 +2,14 @@
 // (its button confirms), shares it with a serviceman and a viewer, and the company declares per
 // model what each of them sees and sets. Then: the sharees' lists, sensors, telemetry, control
 // (the device confirms a set) and settings; a time-limited share ended by its durable timer on the
-// dev server; a revoke; an unpair that ends every share; and the refusals in between.
+// dev server; a revoke; a share its person ends; alerts shown as properties are; an unpair that
+// ends every share; and the refusals in between.
 import type { Bridge } from '../bridge/bridge';
 import { startTestBridge } from './support/bridge';
 import { Device } from '../firmware/device';
 import { provisioningRows, type Provisioning } from '../firmware/provisioning';
 import { shareExpiryWorkflowId } from '../domain/messages';
+import { newEntityId } from '../domain/ids';
 import { testEnv } from './support/env';
 import { eventually, startStack, type Caller, type Stack } from './support/stack';
 
@@ -174,6 +176,45 @@ describe('an owner shares a device', () => {
     expect(names(declared.items)).toEqual(['$settings/temperatureLimitC', 'charger/max-current', 'charger/relay']);
   }, 60_000);
 
+  it("shows alerts as it shows properties: one of a property hidden from a person not to them, the device's own to all who see the device", async () => {
+    const admin = await s.member('admin', s.companyId);
+    const technician = await s.member('technician', s.companyId);
+    const rule = (property: string, body: unknown) => as(admin, `/companies/${s.companyId}/models/ev-charger/property-access/charger/${property}`, { method: 'PUT', json: body });
+    await json(await rule('temperature', { visibleTo: ['serviceman'], settableBy: [] }), 200);
+    const ids = { device: newEntityId(), shown: newEntityId(), hidden: newEntityId() };
+    const at = (ago: number) => new Date(Date.now() - ago);
+    // Newest first: the hidden one heads the list. One open per device and cause: the older rule alert is resolved.
+    await s.db('alerts').insert([
+      { id: ids.device, device_id: deviceId, source: 'device', severity: 'warning', message: 'the device says alert', raised_at: at(3_000) },
+      { id: ids.shown, device_id: deviceId, source: 'rule', node: 'charger', property: 'max-current', value: '40', severity: 'warning', message: 'high current', state: 'resolved', raised_at: at(2_000), resolved_at: at(1_500) },
+      { id: ids.hidden, device_id: deviceId, source: 'rule', node: 'charger', property: 'temperature', value: '90', severity: 'critical', message: 'hot', raised_at: at(1_000) },
+    ]);
+    const mine = Object.values(ids);
+    const seen = async (c: Caller, path: string) => (await json<{ items: { id: string }[] }>(await as(c, path), 200)).items.map((a) => a.id).filter((id) => mine.includes(id)).sort();
+    const everything = [...mine].sort();
+    const butHidden = [ids.device, ids.shown].sort();
+    for (const path of [`/devices/${deviceId}/alerts`, `/alerts?deviceId=${deviceId}`, '/alerts?limit=1000']) {
+      expect([path, await seen(owner, path)]).toEqual([path, butHidden]);
+      expect([path, await seen(viewer, path)]).toEqual([path, butHidden]);
+      expect([path, await seen(serviceman, path)]).toEqual([path, everything]);
+      expect([path, await seen(technician, path)]).toEqual([path, everything]);
+    }
+    expect((await as(stranger, `/devices/${deviceId}/alerts`)).status).toBe(404);
+    expect(await seen(stranger, '/alerts?limit=1000')).toEqual([]);
+    // A page may come out shorter than asked; its cursor goes on to the rest.
+    const first = await json<{ items: { id: string }[]; nextCursor: string }>(await as(owner, `/devices/${deviceId}/alerts?limit=1`), 200);
+    expect(first.items).toEqual([]);
+    const next = await json<{ items: { id: string }[] }>(await as(owner, `/devices/${deviceId}/alerts?limit=1&cursor=${encodeURIComponent(first.nextCursor)}`), 200);
+    expect(next.items.map((a) => a.id)).toEqual([ids.shown]);
+    // Hiding the current limit from the viewer takes its alert away from them too, at once.
+    await json(await rule('max-current', { visibleTo: ['owner', 'serviceman'], settableBy: ['serviceman'] }), 200);
+    expect(await seen(viewer, `/devices/${deviceId}/alerts`)).toEqual([ids.device]);
+    expect(await seen(viewer, '/alerts?limit=1000')).toEqual([ids.device]);
+    // The declaration as it was.
+    await json(await rule('max-current', { visibleTo: ['owner', 'serviceman', 'viewer'], settableBy: ['serviceman'] }), 200);
+    expect((await as(admin, `/companies/${s.companyId}/models/ev-charger/property-access/charger/temperature`, { method: 'DELETE' })).status).toBe(204);
+  });
+
   it('ends a time-limited share by its durable timer: the person loses the device at its end', async () => {
     const until = new Date(Date.now() + 3_000).toISOString();
     const made = await json<{ id: string }>(await share(owner, deviceId, { userId: stranger.userId, role: 'viewer', expiresAt: until }), 201);
@@ -200,6 +241,36 @@ describe('an owner shares a device', () => {
     expect(await json(await as(owner, `/devices/${deviceId}/shares/${made.id}`, { method: 'DELETE' }), 200)).toMatchObject({ endReason: 'revoked' });
     // Its timer was told and is done, not waiting a day.
     expect(await s.temporal.workflow.getHandle(shareExpiryWorkflowId(made.id)).result()).toBe('ended');
+  }, 30_000);
+
+  it('lets the person end their own share (named by email): they lose the device, its timer is told, the log says who', async () => {
+    expect(await json(await share(owner, deviceId, { email: `nobody.${Date.now()}@example.com`, role: 'viewer' }), 404)).toMatchObject({ error: { code: 'user_not_found' } });
+    expect(await json(await share(owner, deviceId, { userId: 'ZZZZZZZZZZZZZZZZ', role: 'viewer' }), 404)).toMatchObject({ error: { code: 'user_not_found' } });
+    expect((await share(owner, deviceId, { userId: stranger.userId, email: stranger.email, role: 'viewer' })).status).toBe(400);
+    expect((await share(owner, deviceId, { role: 'viewer' })).status).toBe(400);
+    expect(await json(await share(owner, deviceId, { email: owner.email, role: 'viewer' }), 422)).toMatchObject({ error: { code: 'cannot_share_with_owner' } });
+    const made = await json<{ id: string; userId: string }>(await share(owner, deviceId, { email: stranger.email.toUpperCase(), role: 'viewer', expiresAt: new Date(Date.now() + 86_400_000).toISOString() }), 201);
+    expect(made.userId).toBe(stranger.userId);
+
+    // Their share is theirs to read; the others' shares and the list are not.
+    expect(await json(await as(stranger, `/devices/${deviceId}/shares/${made.id}`), 200)).toMatchObject({ id: made.id, userId: stranger.userId, endedAt: null });
+    expect((await as(stranger, `/devices/${deviceId}/shares`)).status).toBe(403);
+    expect((await as(stranger, `/devices/${deviceId}/shares/${servicemanShare}`)).status).toBe(403);
+    expect((await as(stranger, `/devices/${deviceId}/shares/${servicemanShare}`, { method: 'DELETE' })).status).toBe(403);
+
+    const ended = await json<{ endReason: string; endedAt: string }>(await as(stranger, `/devices/${deviceId}/shares/${made.id}`, { method: 'DELETE' }), 200);
+    expect(ended.endReason).toBe('left');
+    expect((await as(stranger, `/devices/${deviceId}`)).status).toBe(404);
+    expect(await s.temporal.workflow.getHandle(shareExpiryWorkflowId(made.id)).result()).toBe('ended');
+    // Still theirs to read, ended and why; a repeat answers it as it ended and records nothing more.
+    expect(await json(await as(stranger, `/devices/${deviceId}/shares/${made.id}`), 200)).toMatchObject({ endReason: 'left', endedAt: ended.endedAt });
+    expect(await json(await as(stranger, `/devices/${deviceId}/shares/${made.id}`, { method: 'DELETE' }), 200)).toMatchObject({ endReason: 'left', endedAt: ended.endedAt });
+    const log = await json<{ items: { action: string; actor: { userId: string }; target: { id: string } | null; details: { reason?: string; userId?: string } }[] }>(await s.api(`/api/v1/audit?deviceId=${deviceId}&limit=1000`), 200);
+    const entries = log.items.filter((e) => e.action === 'device.share_ended' && e.target?.id === made.id);
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ actor: { userId: stranger.userId }, details: { reason: 'left', userId: stranger.userId } });
+    // The others' shares stand.
+    expect(await json(await as(owner, `/devices/${deviceId}/shares/${servicemanShare}`), 200)).toMatchObject({ endedAt: null });
   }, 30_000);
 
   it('ends every share when the device is unpaired', async () => {

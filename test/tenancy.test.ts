@@ -25,7 +25,8 @@ import { startStack, eventually, type Caller, type Stack } from './support/stack
 
 let s: Stack;
 const routes: RouteSpec[] = apiRoutes({} as ApiDeps, {} as ExportGate, authenticator({} as never, undefined), { signIn: new SignInLimiter(), signUp: new SignInLimiter(), passwords: new PasswordGate() });
-const PUBLIC = ['get /healthz', 'get /readyz', 'get /openapi.json', 'post /sessions'];
+// The firmware image is for devices (their link or MQTT login: test/firmware.test.ts); the public key is public.
+const PUBLIC = ['get /healthz', 'get /readyz', 'get /openapi.json', 'post /sessions', 'get /firmware/public-key', 'get /firmware/:id/image'];
 const key = (r: RouteSpec) => `${r.method} ${r.path}`;
 
 interface Tenant {
@@ -37,11 +38,17 @@ interface Tenant {
   ids: string[];
   /** What only a holder of devices:telemetry may read: alerts, rules, commands. */
   telemetryIds: string[];
+  /** A firmware release of the company's. */
+  firmwareId: string;
 }
 let A: Tenant;
 let B: Tenant;
 let owner: Caller;
 let stranger: Caller;
+/** An end user the samples share A's devices with (not one of A's staff: their share would be theirs to read and end). */
+let shareTarget: Caller;
+/** An end user of no company: whom the email lookup finds (its answer names no one of A). */
+let lookupTarget: Caller;
 let revoked: string;
 let expiredSession: string;
 let bulkOperationId: string;
@@ -55,6 +62,14 @@ const ruleOf: Record<string, string> = {};
 async function ok<T>(r: Response, status = 201): Promise<T> {
   if (r.status !== status) throw new Error(`${r.url}: ${r.status} ${await r.text()}`);
   return (await r.json()) as T;
+}
+
+/** A firmware upload: the fields, then a small image. */
+function firmwareForm(fields: Record<string, string>): FormData {
+  const f = new FormData();
+  for (const [k, v] of Object.entries(fields)) f.append(k, v);
+  f.append('file', new Blob([Buffer.from('tenancy test image')]), 'image.bin');
+  return f;
 }
 
 async function tenant(name: string): Promise<Tenant> {
@@ -75,9 +90,10 @@ async function tenant(name: string): Promise<Tenant> {
   }
   const rule = await ok<{ id: string }>(await s.api('/api/v1/alert-rules', { method: 'POST', json: { companyId, name: 'hot', node: 'charger', property: 'current', operator: '>', threshold: 30 } }));
   ruleOf[companyId] = rule.id;
-  const ids = [companyId, batch.id, deviceId, ownedDeviceId, rule.id, commandOf[deviceId]!, ...Object.values(members).map((m) => m.userId)];
+  const release = await ok<{ id: string }>(await s.api('/api/v1/firmware', { method: 'POST', body: firmwareForm({ version: '1.0.0', model: 'ev-charger', companyId }) }));
+  const ids = [companyId, batch.id, deviceId, ownedDeviceId, rule.id, commandOf[deviceId]!, release.id, ...Object.values(members).map((m) => m.userId)];
   const telemetryIds = [...alertIds, rule.id, commandOf[deviceId]!, commandOf[ownedDeviceId]!];
-  return { companyId, batchId: batch.id, deviceId, ownedDeviceId, members, ids: [...ids, ...telemetryIds], telemetryIds };
+  return { companyId, batchId: batch.id, deviceId, ownedDeviceId, members, ids: [...ids, ...telemetryIds], telemetryIds, firmwareId: release.id };
 }
 
 beforeAll(async () => {
@@ -87,8 +103,9 @@ beforeAll(async () => {
   B = await tenant('tenant B');
   owner = await s.endUser();
   stranger = await s.endUser();
+  [shareTarget, lookupTarget] = await Promise.all([s.endUser(), s.endUser()]);
   await s.db('devices').where({ id: A.ownedDeviceId }).update({ owner_id: owner.userId });
-  A.ids.push(owner.userId);
+  A.ids.push(owner.userId, shareTarget.userId);
   spareOwnedId = ((await s.db('devices').where({ batch_id: A.batchId }).orderBy('seq').pluck('id')) as string[])[2]!;
   for (const to of ['manufacturing', 'manufactured', 'free'] as const) await ok(await s.api(`/api/v1/devices/${spareOwnedId}/status`, { method: 'POST', json: { status: to } }), 200);
   for (const to of ['pairing', 'paired'] as const) await transitionDevice(s.temporal, spareOwnedId, { to, actor: 'system' });
@@ -116,7 +133,7 @@ interface Call {
 }
 
 /** What each route is called with: path parameters, query and body. Resource-making calls make a fresh one each time. */
-type Sample = (c: Call) => Promise<{ path?: Record<string, string>; query?: string; body?: unknown }>;
+type Sample = (c: Call) => Promise<{ path?: Record<string, string>; query?: string; body?: unknown; /** multipart fields (and a small file) instead of a JSON body */ form?: Record<string, string> }>;
 const dev: Sample = async (c) => ({ path: { id: c.device } });
 let seq = 0;
 const SAMPLES: Record<string, Sample> = {
@@ -160,6 +177,14 @@ const SAMPLES: Record<string, Sample> = {
   // A token is its user's: a member reads their own; anyone else is pointed at A's admin's.
   'get /tokens/:id': async (c) => ({ path: { id: await tokenFor(c) } }),
   'delete /tokens/:id': async (c) => ({ path: { id: await tokenFor(c) } }),
+  'get /companies/:id/tokens': async () => ({ path: { id: A.companyId }, query: 'limit=1000' }),
+  'delete /companies/:id/tokens/:tokenId': async () => {
+    const t = await ok<{ id: string }>(await s.api('/api/v1/tokens', { token: A.members.viewer.token, method: 'POST', json: { name: 'company', companyId: A.companyId } }));
+    return { path: { id: A.companyId, tokenId: t.id } };
+  },
+  // A's admin reads a member of A; A's other people their own record (what anyone may read); everyone else is pointed at A's admin.
+  'get /users/:id': async (c) => ({ path: { id: c.caller === A.members.admin ? A.members.viewer.userId : isAs(c) ? c.caller.userId : A.members.admin.userId } }),
+  'get /users': async () => ({ query: `email=${encodeURIComponent(lookupTarget.email)}` }),
   'post /users': async () => ({ body: { email: `u${Date.now()}.${seq++}@tenancy.invalid`, password: 'long enough password' } }),
   'delete /sessions/current': async () => ({}),
   'get /me': async () => ({}),
@@ -190,6 +215,11 @@ const SAMPLES: Record<string, Sample> = {
   'get /devices/:id/shares': dev,
   'get /devices/:id/shares/:shareId': async (c) => ({ path: { id: c.device, shareId: await shareOf(c.device) } }),
   'delete /devices/:id/shares/:shareId': async (c) => ({ path: { id: c.device, shareId: await shareOf(c.device) } }),
+  // A fresh version each time, for A: its manufacturers and admins get through (201).
+  'post /firmware': async () => ({ form: { version: `2.0.${seq++}`, model: 'ev-charger', companyId: A.companyId } }),
+  'get /firmware': async () => ({ query: 'limit=1000' }),
+  'get /firmware/:id': async () => ({ path: { id: A.firmwareId } }),
+  'post /firmware/:id/promote': async () => ({ path: { id: A.firmwareId }, body: { channel: 'stable' } }),
   'get /companies/:id/models/:model/property-access': async () => ({ path: { id: A.companyId, model: 'ev-charger' } }),
   'put /companies/:id/models/:model/property-access/:node/:property': async () => ({ path: { id: A.companyId, model: 'ev-charger', node: 'charger', property: 'current' }, body: { visibleTo: ['owner', 'serviceman', 'viewer'], settableBy: ['owner', 'serviceman'] } }),
   'delete /companies/:id/models/:model/property-access/:node/:property': async () => {
@@ -198,10 +228,13 @@ const SAMPLES: Record<string, Sample> = {
   },
 };
 
-/** A fresh open share of the device (with one of A's people, so nobody outside A is named). */
+/** Whether the caller is one of A's people (its staff, or the owner of its devices). */
+const isAs = (c: Call) => [...Object.values(A.members), owner].some((m) => m.userId === c.caller.userId);
+
+/** A fresh open share of the device (with an end user counted among A's things, so nobody outside A is named). */
 async function shareOf(deviceId: string): Promise<string> {
   const id = newEntityId();
-  const userId = A.members.viewer.userId;
+  const userId = shareTarget.userId;
   await s.db('device_shares').where({ device_id: deviceId, user_id: userId }).whereNull('ended_at').update({ ended_at: new Date(), end_reason: 'revoked' });
   await s.db('device_shares').insert({ id, device_id: deviceId, user_id: userId, role: 'viewer', created_by: A.members.admin.userId });
   return id;
@@ -210,16 +243,14 @@ async function shareOf(deviceId: string): Promise<string> {
 /** A finished pairing attempt on A's device: the caller's own when they are one of A's people, else A's admin's. */
 async function pairingFor(c: Call): Promise<string> {
   const id = newEntityId();
-  const mine = [...Object.values(A.members), owner].some((m) => m.userId === c.caller.userId);
-  const userId = mine ? c.caller.userId : A.members.admin.userId;
+  const userId = isAs(c) ? c.caller.userId : A.members.admin.userId;
   await s.db('pairings').insert({ id, device_id: A.deviceId, user_id: userId, status: 'expired', expires_at: new Date(), created_at: new Date(), finished_at: new Date() });
   return id;
 }
 
 /** A fresh token: the caller's own when they are one of A's people, else one of A's admin. */
 async function tokenFor(c: Call): Promise<string> {
-  const mine = [...Object.values(A.members), owner].some((m) => m.userId === c.caller.userId);
-  const by = mine ? c.caller.token : A.members.admin.token;
+  const by = isAs(c) ? c.caller.token : A.members.admin.token;
   return (await ok<{ id: string }>(await s.api('/api/v1/tokens', { token: by, method: 'POST', json: { name: 'target' } }))).id;
 }
 
@@ -227,9 +258,9 @@ async function tokenFor(c: Call): Promise<string> {
 async function call(r: RouteSpec, c: Call): Promise<{ status: number; body: string }> {
   const sample = await SAMPLES[key(r)]!(c);
   const path = r.path.replace(/:(\w+)/g, (_m, name: string) => encodeURIComponent(sample.path![name]!));
-  const res = await s.api(`/api/v1${path}${sample.query ? `?${sample.query}` : ''}`, { token: c.caller.token, method: r.method.toUpperCase(), json: sample.body });
+  const res = await s.api(`/api/v1${path}${sample.query ? `?${sample.query}` : ''}`, { token: c.caller.token, method: r.method.toUpperCase(), ...(sample.form ? { body: firmwareForm(sample.form) } : { json: sample.body }) });
   let body = await res.text();
-  for (const named of [...Object.values(sample.path ?? {}), ...Object.values((sample.body ?? {}) as Record<string, unknown>)]) {
+  for (const named of [...Object.values(sample.path ?? {}), ...Object.values((sample.body ?? sample.form ?? {}) as Record<string, unknown>)]) {
     if (typeof named === 'string' && named.length >= 12) body = body.split(named).join('<named>');
   }
   return { status: res.status, body };
@@ -270,7 +301,8 @@ describe('the tenancy matrix', () => {
       ['end user', stranger, A.ownedDeviceId],
     ];
     for (const r of guarded()) {
-      const namesA = /:\w+/.test(r.path) || JSON.stringify((await SAMPLES[key(r)]!({ caller: stranger, device: A.deviceId })).body ?? {}).includes(A.companyId);
+      const sample = await SAMPLES[key(r)]!({ caller: stranger, device: A.deviceId });
+      const namesA = /:\w+/.test(r.path) || JSON.stringify(sample.body ?? sample.form ?? {}).includes(A.companyId);
       for (const [who, caller, device] of outsiders) {
         const { status, body } = await call(r, { caller, device });
         if (namesA && status !== 403 && status !== 404) wrong.push(`${key(r)} as ${who}: ${status}`);
@@ -286,7 +318,8 @@ describe('the tenancy matrix', () => {
     const wrong: string[] = [];
     for (const r of guarded()) {
       for (const role of COMPANY_ROLES) {
-        const has = ROLE_TABLE.company[role].includes(r.permission!);
+        // What anyone holds on their own things (their account, their record) each role holds too: the samples name the caller's own.
+        const has = ROLE_TABLE.company[role].includes(r.permission!) || ROLE_TABLE.anyone.includes(r.permission!);
         const { status, body } = await call(r, { caller: A.members[role], device: A.deviceId });
         if (has && [401, 403, 404].includes(status)) wrong.push(`${key(r)} as A ${role}: ${status} (has '${r.permission}')`);
         // Lacking the right in A: 403; except a list of what anyone may hold as a device owner
@@ -307,7 +340,7 @@ describe('the tenancy matrix', () => {
     for (const r of guarded()) {
       const { status, body } = await call(r, { caller: { token: s.adminToken, userId: '' }, device: A.deviceId });
       if ([401, 403, 404].includes(status) || status >= 500) wrong.push(`${key(r)}: ${status}`);
-      if (r.method === 'get' && ['/batches', '/devices', '/alerts', '/alert-rules', '/companies', '/audit'].includes(r.path) && leaks(body, A).length === 0) wrong.push(`${key(r)} shows none of A`);
+      if (r.method === 'get' && ['/batches', '/devices', '/alerts', '/alert-rules', '/companies', '/audit', '/firmware'].includes(r.path) && leaks(body, A).length === 0) wrong.push(`${key(r)} shows none of A`);
     }
     expect(wrong).toEqual([]);
   }, 300_000);
@@ -355,7 +388,7 @@ describe('the tenancy matrix', () => {
     for (const a of ['device.status_changed', 'device.config_changed', 'device.qr_exported']) expect(actions).toContain(a);
     expect(deviceLog.items.every((e) => e.deviceId === A.deviceId)).toBe(true);
     const companyLog = await ok<Page>(await s.api(`/api/v1/audit?companyId=${A.companyId}&limit=1000`, { token: A.members.admin.token }), 200);
-    for (const a of ['batch.created', 'batch.exported', 'batch.status_changed', 'alert_rule.created', 'alert_rule.deleted', 'participation.set', 'participation.removed', 'token.created']) {
+    for (const a of ['batch.created', 'batch.exported', 'batch.status_changed', 'alert_rule.created', 'alert_rule.deleted', 'participation.set', 'participation.removed', 'token.created', 'token.revoked']) {
       expect(new Set(companyLog.items.map((e) => e.action))).toContain(a);
     }
     const { secret, pairingCode } = s.credentials.device(A.deviceId);

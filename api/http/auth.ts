@@ -127,6 +127,8 @@ export function authenticator(db: Db, adminToken: string | undefined, opts: Auth
     const token = bearer(req);
     if (token !== null) known.delete(sha256Hex(token));
   };
+  /** Drops a credential known by its stored hash (a revoked token: refused at once here, within the cache time elsewhere). */
+  authenticate.forgetHash = (tokenHash: string) => known.delete(tokenHash);
   return authenticate;
 }
 

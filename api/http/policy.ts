@@ -22,18 +22,23 @@ export const PERMISSIONS = [
   'properties:declare', // declare per model which property a device's owner, serviceman and viewer see and set
   'alerts:manage', // threshold rules
   'users:create', // create accounts (then give them a role with participations:manage)
+  'users:read', // a person's record: one's own; a company admin's: their members' (with their roles in the admin's companies)
   'companies:create', // platform admins only
   'companies:read',
   'participations:manage',
+  'tokens:manage', // list and revoke the API tokens limited to a company (its members' scripts and machines)
   'audit:read',
+  'firmware:read', // a company's firmware releases
+  'firmware:upload', // upload a signed release (it starts in staging)
+  'firmware:promote', // promote a release to stable: what auto-updates install
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 const COMPANY_ROLE_PERMISSIONS: Record<CompanyRole, readonly Permission[]> = {
   admin: PERMISSIONS.filter((p) => p !== 'companies:create'),
-  manufacturer: ['self', 'companies:read', 'batches:read', 'batches:export', 'devices:read', 'devices:status', 'properties:declare'],
-  technician: ['self', 'companies:read', 'batches:read', 'devices:read', 'devices:telemetry', 'devices:control', 'devices:configure', 'alerts:manage'],
-  viewer: ['self', 'companies:read', 'batches:read', 'devices:read', 'devices:telemetry'],
+  manufacturer: ['self', 'companies:read', 'batches:read', 'batches:export', 'devices:read', 'devices:status', 'properties:declare', 'firmware:read', 'firmware:upload'],
+  technician: ['self', 'companies:read', 'batches:read', 'devices:read', 'devices:telemetry', 'devices:control', 'devices:configure', 'alerts:manage', 'firmware:read'],
+  viewer: ['self', 'companies:read', 'batches:read', 'devices:read', 'devices:telemetry', 'firmware:read'],
 };
 /** What a device's owner (an end user) may do with it. */
 const OWNER_PERMISSIONS: readonly Permission[] = ['devices:read', 'devices:telemetry', 'devices:control', 'devices:configure', 'devices:unpair', 'devices:share'];
@@ -42,8 +47,10 @@ const SHARE_PERMISSIONS: Record<ShareRole, readonly Permission[]> = {
   serviceman: ['devices:read', 'devices:telemetry', 'devices:control', 'devices:configure'],
   viewer: ['devices:read', 'devices:telemetry'],
 };
-/** What everyone signed in may do (an end user with no company and no device yet). */
-const ANYONE: readonly Permission[] = ['self'];
+/** What everyone signed in may do (an end user with no company and no device yet): on their own things only. */
+const ANYONE: readonly Permission[] = ['self', 'users:read'];
+/** What the person a share is for may do with that share: read it, and end it (give the device back). */
+const SHAREE_PERMISSIONS: readonly Permission[] = ['devices:share'];
 
 export interface Principal {
   /** What authenticated the call: a token's or a session's ID, or 'env:ADMIN_TOKEN'. Never the secret. */
@@ -63,7 +70,10 @@ export interface Principal {
 export type Resource =
   | { kind: 'company'; companyId: string | null }
   | { kind: 'device'; companyId: string | null; ownerId: string | null; shareRole?: ShareRole | null }
-  | { kind: 'user'; userId: string };
+  /** One share of a device: the device's parties, and the person it is shared with (`userId`). */
+  | { kind: 'share'; companyId: string | null; ownerId: string | null; shareRole?: ShareRole | null; userId: string }
+  /** A person; `companyIds`: the companies they have a role in (whose people managers relate to them). */
+  | { kind: 'user'; userId: string; companyIds?: readonly string[] };
 
 export type Decision = 'allow' | 'forbidden' | 'hidden';
 
@@ -90,7 +100,16 @@ export function decide(p: Principal, permission: Permission, resource?: Resource
 
 /** The permissions the caller holds on a resource; null when they have no relation to it at all. */
 function heldOn(p: Principal, r: Resource): readonly Permission[] | null {
-  if (r.kind === 'user') return r.userId === p.userId ? ANYONE : null;
+  if (r.kind === 'user') {
+    if (r.userId === p.userId) return ANYONE;
+    // Those who may read people in one of the person's companies see them (their record only);
+    // to anyone else, fellow members included, the person does not exist.
+    const manages = (r.companyIds ?? []).some((c) => {
+      const role = p.roles[c];
+      return role !== undefined && COMPANY_ROLE_PERMISSIONS[role].includes('users:read');
+    });
+    return manages ? ['users:read'] : null;
+  }
   const held: Permission[] = [];
   let related = false;
   const role = r.companyId !== null ? p.roles[r.companyId] : undefined;
@@ -98,7 +117,7 @@ function heldOn(p: Principal, r: Resource): readonly Permission[] | null {
     related = true;
     held.push(...COMPANY_ROLE_PERMISSIONS[role]);
   }
-  if (r.kind === 'device' && personal(p)) {
+  if (r.kind !== 'company' && personal(p)) {
     if (r.ownerId !== null && r.ownerId === p.userId) {
       related = true;
       held.push(...OWNER_PERMISSIONS);
@@ -106,6 +125,11 @@ function heldOn(p: Principal, r: Resource): readonly Permission[] | null {
     if (r.shareRole) {
       related = true;
       held.push(...SHARE_PERMISSIONS[r.shareRole]);
+    }
+    // Also once the share is over: its person may still read it (and see why it ended).
+    if (r.kind === 'share' && r.userId === p.userId) {
+      related = true;
+      held.push(...SHAREE_PERMISSIONS);
     }
   }
   return related ? held : null;
@@ -141,4 +165,4 @@ export function companiesWith(p: Principal, permission: Permission): string[] {
 }
 
 /** The roles and their permissions, for docs/api.md and tests. */
-export const ROLE_TABLE = { company: COMPANY_ROLE_PERMISSIONS, owner: OWNER_PERMISSIONS, share: SHARE_PERMISSIONS } as const;
+export const ROLE_TABLE = { company: COMPANY_ROLE_PERMISSIONS, owner: OWNER_PERMISSIONS, share: SHARE_PERMISSIONS, sharee: SHAREE_PERMISSIONS, anyone: ANYONE } as const;

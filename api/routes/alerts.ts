@@ -2,6 +2,7 @@
 // rules themselves. The bridge evaluates rules as values arrive; a new rule reaches it at once
 // (Postgres NOTIFY). A rule belongs to a company and watches that company's devices only
 // (bridge/alert-rules.ts); a platform admin's rule without a company watches every device.
+// A device's end users see its alerts as they see its properties (api/alert-visibility.ts).
 import type { ApiDeps } from '../deps';
 import { route } from '../http/route';
 import { alertRuleBody, alertRuleSchema, alertRulesQuery, alertSchema, alertsQuery, deviceAlertsQuery, deviceParams, errorResponse, idParams, page } from '../schemas';
@@ -13,6 +14,8 @@ import { enforce } from '../enforce';
 import { companiesWith, listScope } from '../http/policy';
 import type { Access } from '../http/route';
 import { checkDevice, requireDevice } from '../require-device';
+import { seesAlert, visibleAlerts } from '../alert-visibility';
+import { visibilityOn } from '../property-visibility';
 import { requireCompany } from '../require-company';
 
 export function alertRoutes(d: ApiDeps) {
@@ -41,25 +44,31 @@ export function alertRoutes(d: ApiDeps) {
       method: 'get',
       path: '/alerts',
       tag: 'monitoring',
-      summary: 'Alerts of the devices the caller may see, newest first, by device and state',
+      summary: "Alerts of the devices the caller may see, newest first, by device and state (a device's end user: those of properties declared visible to them, and the device's own)",
       permission: 'devices:telemetry',
       query: alertsQuery,
-      responses: { 200: { description: 'a page of alerts', schema: page(alertSchema) } },
-      handler: async ({ query, principal }) => listAlerts(d.db, { ...query, scope: listScope(principal, 'devices:telemetry') }),
+      responses: { 200: { description: 'a page of alerts; for a caller who does not see every property it may hold fewer than `limit` (the cursor goes on)', schema: page(alertSchema) } },
+      handler: async ({ query, principal }) => {
+        const found = await listAlerts(d.db, { ...query, scope: listScope(principal, 'devices:telemetry') });
+        return { ...found, items: await visibleAlerts(d.db, principal, found.items) };
+      },
     }),
 
     route({
       method: 'get',
       path: '/devices/:id/alerts',
       tag: 'monitoring',
-      summary: "A device's alerts, newest first",
+      summary: "A device's alerts, newest first (its end users: those of properties declared visible to them, and the device's own)",
       permission: 'devices:telemetry',
       params: deviceParams,
       query: deviceAlertsQuery,
-      responses: { 200: { description: 'a page of alerts', schema: page(alertSchema) }, 404: errorResponse('no such device') },
+      responses: { 200: { description: 'a page of alerts; for a caller who does not see every property it may hold fewer than `limit` (the cursor goes on)', schema: page(alertSchema) }, 404: errorResponse('no such device') },
       handler: async ({ params, query, access }) => {
-        await requireDevice(d.db, access, params.id);
-        return listAlerts(d.db, { ...query, deviceId: params.id });
+        const device = await requireDevice(d.db, access, params.id);
+        const found = await listAlerts(d.db, { ...query, deviceId: params.id });
+        if (device.relation === 'staff') return found;
+        const v = await visibilityOn(d.db, device.relation, device);
+        return { ...found, items: found.items.filter((a) => seesAlert(v, a)) };
       },
     }),
 

@@ -1,12 +1,13 @@
-// Users and sign-in: accounts (open sign-up of end users unless SIGNUP=closed), sessions, /me.
+// Users and sign-in: accounts (open sign-up of end users unless SIGNUP=closed), sessions, /me,
+// and a person's record as those allowed to see it do (themselves, their companies' admins).
 import type { ApiDeps } from '../deps';
 import { route } from '../http/route';
-import { changePasswordBody, createUserBody, errorResponse, meSchema, sessionSchema, signInBody, userSchema } from '../schemas';
+import { changePasswordBody, createUserBody, errorResponse, findUsersQuery, idParams, meSchema, page, personRecordSchema, personSchema, sessionSchema, signInBody, userSchema } from '../schemas';
 import { AppError, ConflictError, ForbiddenError, TooManyRequestsError, UnauthorizedError, UnavailableError } from '../../domain/errors';
 import { newEntityId } from '../../domain/ids';
 import { newSessionToken, sha256Hex } from '../../domain/credentials';
 import { hashPassword, verifyPassword } from '../../domain/passwords';
-import { findUserForSignIn, getUser, insertUser, normalEmail, passwordHashOf, setPasswordHash } from '../../db/repositories/users';
+import { findUserByEmail, findUserForSignIn, getUser, insertUser, normalEmail, passwordHashOf, setPasswordHash, type User } from '../../db/repositories/users';
 import { participationsOfUser } from '../../db/repositories/companies';
 import { insertSession, revokeOtherSessions, revokeSession } from '../../db/repositories/sessions';
 import { audit } from '../audit';
@@ -14,8 +15,13 @@ import type { Authenticate } from '../http/auth';
 import type { Response } from 'express';
 import type { SignInLimiter } from '../sign-in-limiter';
 import { PasswordGate } from '../password-gate';
+import { enforce } from '../enforce';
+import { decide } from '../http/policy';
 
 const DEFAULT_SESSION_TTL_S = 12 * 3_600;
+
+/** A person as others see them: never the password hash, nor whether they are a platform admin. */
+const person = (u: User) => ({ id: u.id, email: u.email, name: u.name, createdAt: u.createdAt });
 
 /** Takes an attempt, or answers 429 with Retry-After. */
 function limit(limiter: SignInLimiter, email: string, address: string, res: Response, what: string): void {
@@ -137,6 +143,37 @@ export function userRoutes(d: ApiDeps, limiters: { signIn: SignInLimiter; signUp
         const ended = await revokeOtherSessions(d.db, principal.userId, principal.via === 'session' ? principal.credentialId : null);
         await audit(d.db, principal, { action: 'user.password_changed', target: { type: 'user', id: principal.userId }, details: { sessionsEnded: ended } });
         return undefined;
+      },
+    }),
+
+    route({
+      method: 'get',
+      path: '/users/:id',
+      tag: 'people',
+      summary: "A person's record and roles: to themselves, platform admins, and admins of a company they have a role in (who see the roles in their own companies only)",
+      permission: 'users:read',
+      params: idParams,
+      responses: { 200: { description: 'the person', schema: personRecordSchema }, 404: errorResponse('no such user, or not one the caller may see (the two answers are the same)') },
+      handler: async ({ params, access, principal }) => {
+        const [user, participations] = await Promise.all([getUser(d.db, params.id), participationsOfUser(d.db, params.id)]);
+        enforce(access, user && { kind: 'user', userId: user.id, companyIds: participations.map((p) => p.companyId) }, 'user', params.id);
+        // Their roles elsewhere are none of a company admin's business.
+        const shown = user!.id === principal.userId ? participations : participations.filter((p) => decide(principal, 'users:read', { kind: 'company', companyId: p.companyId }) === 'allow');
+        return { ...person(user!), participations: shown };
+      },
+    }),
+
+    route({
+      method: 'get',
+      path: '/users',
+      tag: 'people',
+      summary: 'Find a person by their exact email (to give them a role, or share a device with them): platform and company admins',
+      permission: 'participations:manage',
+      query: findUsersQuery,
+      responses: { 200: { description: 'the account with that email, or none: at most one item, never a partial match', schema: page(personSchema) } },
+      handler: async ({ query }) => {
+        const user = await findUserByEmail(d.db, query.email);
+        return { items: user ? [person(user)] : [], nextCursor: null };
       },
     }),
 

@@ -6,6 +6,8 @@ import { newEntityId } from '../../domain/ids';
 import { ValidationError } from '../../domain/errors';
 import { decodeCursor, toPage, type Page } from '../pagination';
 import type { Sql } from './sql';
+import { sharedDeviceIds } from './shares';
+import type { ShareRole } from '../../domain/roles';
 
 export const ALERT_OPERATORS = ['>', '>=', '<', '<=', '==', '!='] as const;
 export type AlertOperator = (typeof ALERT_OPERATORS)[number];
@@ -204,11 +206,15 @@ function toAlert(r: AlertRow): Alert {
   };
 }
 
-/** Alerts, newest first, optionally of one device and/or in one state. */
-/** `scope` (from the policy; null = all): alerts of devices of these companies, or owned by this user. */
+/**
+ * Alerts, newest first, optionally of one device and/or in one state. `scope` (from the policy;
+ * null = all): alerts of devices of these companies, owned by this user, or shared with them in one
+ * of `shareRoles`. Which of those alerts a device's end user may see is the caller's to filter
+ * (api/alert-visibility.ts).
+ */
 export async function listAlerts(
   db: Db,
-  f: { deviceId?: string; state?: 'open' | 'resolved'; scope?: { companyIds: string[]; ownerId: string | null } | null; limit: number; cursor?: string },
+  f: { deviceId?: string; state?: 'open' | 'resolved'; scope?: { companyIds: string[]; ownerId: string | null; shareRoles: readonly ShareRole[]; userId: string } | null; limit: number; cursor?: string },
 ): Promise<Page<Alert>> {
   const q = db('alerts')
     .orderBy([
@@ -220,11 +226,12 @@ export async function listAlerts(
   if (f.deviceId) q.where('device_id', f.deviceId);
   if (f.state) q.where('state', f.state);
   if (f.scope) {
-    const { companyIds, ownerId } = f.scope;
+    const { companyIds, ownerId, shareRoles, userId } = f.scope;
     q.whereIn('device_id', (sub) => {
       sub.select('id').from('devices').where((w) => {
         w.whereIn('company_id', companyIds);
         if (ownerId) w.orWhere('owner_id', ownerId);
+        if (shareRoles.length > 0) w.orWhereIn('id', sharedDeviceIds(db, userId, shareRoles));
       });
     });
   }

@@ -112,6 +112,13 @@ export async function getDevice(db: Db, id: string): Promise<Device | null> {
   return row ? toDevice(row) : null;
 }
 
+/** Who a device belongs to and what it is, for the policy and property visibility, by device ID. */
+export async function devicePartiesOf(db: Db, ids: readonly string[]): Promise<Map<string, { companyId: string | null; ownerId: string | null; model: string | null }>> {
+  if (ids.length === 0) return new Map();
+  const rows = (await db('devices').whereIn('id', ids as string[]).select('id', 'company_id', 'owner_id', 'model')) as { id: string; company_id: string | null; owner_id: string | null; model: string | null }[];
+  return new Map(rows.map((r) => [r.id, { companyId: r.company_id, ownerId: r.owner_id, model: r.model }]));
+}
+
 export interface DeviceFilter {
   /** From the policy (api/http/policy.ts listScope): null = every device. */
   scope: { companyIds: string[]; ownerId: string | null; shareRoles: readonly ShareRole[]; userId: string } | null;

@@ -44,6 +44,13 @@ export async function liveShareRole(db: Db, deviceId: string, userId: string): P
   return row?.role ?? null;
 }
 
+/** The roles of a user's live shares among these devices, by device ID. */
+export async function liveShareRoles(db: Db, userId: string, deviceIds: readonly string[]): Promise<Map<string, ShareRole>> {
+  if (deviceIds.length === 0) return new Map();
+  const rows = (await live(db('device_shares').where({ user_id: userId }).whereIn('device_id', deviceIds as string[])).select('device_id', 'role')) as { device_id: string; role: ShareRole }[];
+  return new Map(rows.map((r) => [r.device_id, r.role]));
+}
+
 /** Device IDs shared with a user in one of `roles` (for GET /devices: a subquery, not a list). */
 export function sharedDeviceIds(db: Db, userId: string, roles: readonly ShareRole[]): Knex.QueryBuilder {
   return live(db('device_shares').where({ user_id: userId }).whereIn('role', roles as ShareRole[])).select('device_id');

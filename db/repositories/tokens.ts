@@ -72,10 +72,11 @@ export async function touchToken(db: Db, id: string): Promise<void> {
   await db('tokens').where({ id }).update({ last_used_at: db.fn.now() });
 }
 
-/** Tokens by ID; `userId` limits the list to that user's. */
-export async function listTokens(db: Db, opts: { userId?: string; limit: number; cursor?: string }): Promise<Page<TokenRecord>> {
+/** Tokens by ID; `userId` limits the list to that user's, `companyId` to those limited to that company. */
+export async function listTokens(db: Db, opts: { userId?: string; companyId?: string; limit: number; cursor?: string }): Promise<Page<TokenRecord>> {
   const q = db<TokenRow>('tokens').orderBy('id').limit(opts.limit + 1);
   if (opts.userId) q.where('user_id', opts.userId);
+  if (opts.companyId) q.where('company_id', opts.companyId);
   if (opts.cursor) q.where('id', '>', decodeCursor(opts.cursor, ['string'] as const)[0]);
   return toPage(await q, opts.limit, toToken, (r) => [r.id]);
 }
@@ -85,8 +86,11 @@ export async function getToken(db: Db, id: string): Promise<TokenRecord | null> 
   return row ? toToken(row) : null;
 }
 
-/** Returns false when there is no such token. Revoking twice keeps the first revocation time. */
-export async function revokeToken(db: Db, id: string): Promise<boolean> {
-  const n = await db('tokens').where({ id }).update({ revoked_at: db.raw('COALESCE(revoked_at, now())') });
-  return n > 0;
+/**
+ * Revokes a live token; its hash (for the caller to drop it from the credential cache), or null
+ * when it was revoked already (the first revocation time stays) or does not exist.
+ */
+export async function revokeToken(db: Db, id: string): Promise<{ tokenHash: string } | null> {
+  const rows: { token_hash: string }[] = await db('tokens').where({ id }).whereNull('revoked_at').update({ revoked_at: db.fn.now() }).returning(['token_hash']);
+  return rows[0] ? { tokenHash: rows[0].token_hash } : null;
 }

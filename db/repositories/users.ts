@@ -43,6 +43,12 @@ export async function getUser(db: Db, id: string): Promise<User | null> {
   return r ? toUser(r) : null;
 }
 
+/** The account with exactly this email (compared without regard to case), or null. */
+export async function findUserByEmail(db: Db, email: string): Promise<User | null> {
+  const r: UserRow | undefined = await db('users').where({ email: normalEmail(email) }).first();
+  return r ? toUser(r) : null;
+}
+
 /** For sign-in: the user and their password hash. */
 export async function findUserForSignIn(db: Db, email: string): Promise<{ user: User; passwordHash: string | null } | null> {
   const r: UserRow | undefined = await db('users').where({ email: normalEmail(email) }).first();

@@ -16,8 +16,10 @@ import { performance } from 'node:perf_hooks';
 import type { MqttClient } from 'mqtt';
 import { Client, Connection } from '@temporalio/client';
 import { buildApp } from '../../api/app';
+import { ephemeralSigner, firmwareDeps } from '../../api/firmware-deps';
 import { DeviceRequests } from '../../api/device-requests';
 import os from 'node:os';
+import path from 'node:path';
 import { ensureBootstrapAdmin } from '../../api/bootstrap-admin';
 import { CredentialDeriver, newApiToken } from '../../domain/credentials';
 import { topics } from '../../domain/topics';
@@ -214,15 +216,17 @@ async function main(cleanup: Cleanup): Promise<number> {
   const connection = Connection.lazy({ address: '127.0.0.1:1' }); // never used by these routes
   const adminToken = newApiToken();
   await ensureBootstrapAdmin(apiDb, os.tmpdir(), adminToken); // ADMIN_TOKEN acts as the platform admin
+  const credentials = new CredentialDeriver(Buffer.from('bench-key-0123456789abcdef0123456789abcdef'));
   const app = buildApp({
     db: apiDb,
     temporal: new Client({ connection }),
     taskQueue: 'bench',
-    credentials: new CredentialDeriver(Buffer.from('bench-key-0123456789abcdef0123456789abcdef')),
+    credentials,
     log: quiet,
     adminToken,
     devices: requests,
     readiness: [],
+    firmware: firmwareDeps({ db: apiDb, credentials, dir: path.join(os.tmpdir(), 'rdm-bench-firmware'), signer: ephemeralSigner() }),
   });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));

@@ -14,6 +14,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import knexFactory from 'knex';
 import { buildApp } from '../../api/app';
+import { ephemeralSigner, firmwareDeps } from '../../api/firmware-deps';
 import { DeviceRequests } from '../../api/device-requests';
 import { mqttPublisher } from '../../runtime/device-publisher';
 import { connectMqtt } from '../../runtime/mqtt-client';
@@ -76,7 +77,7 @@ async function main() {
   const adminToken = newApiToken();
   await ensureBootstrapAdmin(db, os.tmpdir(), adminToken); // ADMIN_TOKEN acts as the platform admin
   const company = await insertCompany(db, { id: newEntityId(), name: 'bench', createdBy: 'bench' });
-  const app = buildApp({ db, temporal, taskQueue, credentials, log, adminToken, devices: new DeviceRequests(mqtt), readiness: [] });
+  const app = buildApp({ db, temporal, taskQueue, credentials, log, adminToken, devices: new DeviceRequests(mqtt), readiness: [], firmware: firmwareDeps({ db, credentials, dir: path.join(os.tmpdir(), 'rdm-bench-firmware'), signer: ephemeralSigner() }) });
   const server: Server = await new Promise((r) => {
     const s = app.listen(0, '127.0.0.1', () => r(s));
   });

@@ -2,10 +2,13 @@
 // on a task queue of its own, against the run's Postgres, Temporal dev server and MQTT broker.
 import type { Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
 import { buildApp } from '../../api/app';
+import { ephemeralSigner, firmwareDeps } from '../../api/firmware-deps';
 import { DEFAULT_EXPORT_LIMITS, type ExportLimits } from '../../api/exports';
 import { DEFAULT_SERVER_LIMITS, listen, type ServerLimits } from '../../api/http/server';
 import { DeviceRequests } from '../../api/device-requests';
@@ -51,6 +54,8 @@ export interface Stack {
   stopWorker(): Promise<void>;
   api(path: string, init?: RequestInit & { token?: string | null; json?: unknown }): Promise<Response>;
   stop(): Promise<void>;
+  /** The public key the API signs firmware with (a key of this stack's own). */
+  firmwarePublicKey: string;
 }
 
 export interface StackOptions {
@@ -69,6 +74,8 @@ export interface StackOptions {
   signIn?: AppLimits['signIn'];
   signUp?: AppLimits['signUp'];
   passwords?: AppLimits['passwords'];
+  /** FIRMWARE_MAX_BYTES for uploads (default the product's). */
+  firmwareMaxBytes?: number;
 }
 
 export interface Caller {
@@ -120,6 +127,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   });
   const devices = new DeviceRequests(mqtt);
 
+  const firmwareDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rdm-test-firmware-'));
+  const firmwareSigner = ephemeralSigner();
   const app = buildApp({
     db,
     temporal,
@@ -134,6 +143,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     devices,
     replyTimeoutMs: opts.replyTimeoutMs,
     publicMqttUrl: env.brokerUrl,
+    firmware: firmwareDeps({ db, credentials, dir: firmwareDir, signer: firmwareSigner, maxBytes: opts.firmwareMaxBytes }),
     readiness: [
       { name: 'postgres', check: async () => void (await db.raw('select 1')) },
       { name: 'temporal', check: async () => void (await connection.workflowService.getSystemInfo({})) },
@@ -174,6 +184,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     company,
     startWorker,
     stopWorker,
+    firmwarePublicKey: firmwareSigner.publicKeyPem,
     api(path, init = {}) {
       const { token: tok = adminToken, json, ...rest } = init;
       const headers = new Headers(rest.headers);
@@ -195,6 +206,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       // fails the test file. So the channel closes a little later (unref: it holds nothing open).
       setTimeout(() => void connection.close().catch(() => undefined), 30_000).unref();
       await db.destroy();
+      fs.rmSync(firmwareDir, { recursive: true, force: true });
     },
   };
 }
