@@ -14,7 +14,7 @@ const ioMessage = 'Workflow code must not do I/O: call an activity instead (type
 
 // The files the workflow bundle (root: workflows/index.ts) pulls in. A domain module joins this
 // list only if it imports nothing but other modules on it, @temporalio/workflow or @temporalio/common.
-const workflowSafeDomain = ['device-status', 'messages', 'model', 'search-attributes'];
+const workflowSafeDomain = ['device-status', 'device-update', 'messages', 'model', 'ota', 'search-attributes', 'semver'];
 
 function restrictedImports(domainPrefix) {
   return {

@@ -2,7 +2,7 @@
 import { Registry, type CounterChild, type HistogramChild } from '../runtime/metrics';
 
 export const MESSAGE_KINDS = [
-  'value', 'device_attribute', 'node_attribute', 'property_attribute', 'config_reported', 'log', 'command_result', 'pairing_response', 'ignored',
+  'value', 'device_attribute', 'node_attribute', 'property_attribute', 'config_reported', 'log', 'command_result', 'pairing_response', 'ota_report', 'ignored',
 ] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 

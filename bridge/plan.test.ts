@@ -246,4 +246,18 @@ describe('buildPlan', () => {
     expect(plan.drops.total).toBe(1);
     expect(plan.telemetry.deviceIds).toEqual([]);
   });
+
+  it("turns a device's OTA report into an event for its lifecycle, drops a malformed one, ignores the platform's own OTA requests", async () => {
+    const messages: [string, string][] = [
+      [topics.otaReport(D1), JSON.stringify({ updateId: 'U1', state: 'downloading', progress: 40 })],
+      [topics.otaReport(D2), JSON.stringify({ updateId: 'U2', state: 'exploded' })],
+      [topics.otaReport(D2), '{"updateId":"U2","state":"failed"'],
+      [topics.otaSet(D1), JSON.stringify({ updateId: 'U1', cancel: true })],
+    ];
+    expect((await buildPlan(batch(messages), context())).events).toEqual([]);
+    const plan = await buildPlan(batch(messages), context({ wants: new Set(['ota-report']) }));
+    expect(plan.events).toEqual([{ type: 'ota-report', deviceId: D1, report: { updateId: 'U1', state: 'downloading', progress: 40 }, at: 1_000 }]);
+    expect(plan.kinds).toMatchObject({ ota_report: 1, ignored: 1 });
+    expect(plan.drops.total).toBe(2);
+  });
 });

@@ -6,6 +6,7 @@
 import { isMiscasedDeviceTopic, parseTopic, HOMIE_ID_PATTERN, type ParsedTopic } from '../domain/topics';
 import { isDatatype, isDeviceState, isOnlineState, numericValue, type DeviceState } from '../domain/homie';
 import { parseCommandResult, parseLog, parsePairingResponse, parseReportedConfig } from '../domain/device-messages';
+import { parseOtaReport } from '../domain/ota';
 import { breaches, emptyOpenAlertColumns, type AlertSource, type OpenAlertColumns } from '../db/repositories/alerts';
 import { emptyTelemetryColumns, type TelemetryColumns } from '../db/repositories/telemetry';
 import { emptyLogColumns, type LogColumns } from '../db/repositories/device-logs';
@@ -111,7 +112,7 @@ const HOMIE_VERSION = /^\d+\.\d+(\.\d+)?$/;
 const SEP = '\u0000';
 
 function newKinds(): Record<MessageKind, number> {
-  return { value: 0, device_attribute: 0, node_attribute: 0, property_attribute: 0, config_reported: 0, log: 0, command_result: 0, pairing_response: 0, ignored: 0 };
+  return { value: 0, device_attribute: 0, node_attribute: 0, property_attribute: 0, config_reported: 0, log: 0, command_result: 0, pairing_response: 0, ota_report: 0, ignored: 0 };
 }
 
 /**
@@ -330,7 +331,7 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
       else drop('unknown_topic', topic);
       return;
     }
-    if (p.kind === 'set' || p.kind === 'config-desired' || p.kind === 'command' || p.kind === 'pairing-request' || p.kind === 'owner') {
+    if (p.kind === 'set' || p.kind === 'config-desired' || p.kind === 'command' || p.kind === 'pairing-request' || p.kind === 'owner' || p.kind === 'ota-set') {
       kinds.ignored++; // the platform's own messages to devices
       return;
     }
@@ -343,7 +344,7 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
     const buf = raw.payloads[i]!;
     const at = raw.ats[i]!;
     const live = raw.live[i]!;
-    const isJson = p.kind === 'config-reported' || p.kind === 'log' || p.kind === 'command-result' || p.kind === 'pairing-response';
+    const isJson = p.kind === 'config-reported' || p.kind === 'log' || p.kind === 'command-result' || p.kind === 'pairing-response' || p.kind === 'ota-report';
     if (buf.length > (isJson ? MAX_JSON_BYTES : MAX_VALUE_BYTES)) {
       drop('too_large', topic, `${buf.length} bytes`);
       return;
@@ -584,6 +585,17 @@ export async function buildPlan(raw: RawBatch, ctx: PlanContext): Promise<WriteP
         }
         if (wants.has('pairing-response')) plan.events.push({ type: 'pairing-response', deviceId, pairingId: m.pairingId, accept: m.accept, at });
         kinds.pairing_response++;
+        break;
+      }
+      case 'ota-report': {
+        // Nothing to store here: the update's step is the device lifecycle workflow's to record.
+        const m = empty ? null : parseOtaReport(buf);
+        if (!m) {
+          drop('invalid_payload', topic, 'not an OTA report');
+          return;
+        }
+        if (wants.has('ota-report')) plan.events.push({ type: 'ota-report', deviceId, report: m, at });
+        kinds.ota_report++;
         break;
       }
     }

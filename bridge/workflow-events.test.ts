@@ -25,7 +25,7 @@ const events: DeviceEvent[] = [
 
 describe('workflow events', () => {
   it('reports a connection of a manufactured device to its lifecycle, and of no other', async () => {
-    expect(createWorkflowEvents({ signaller: async () => undefined, log }).wants).toEqual(new Set(['pairing-response', 'state']));
+    expect(createWorkflowEvents({ signaller: async () => undefined, log }).wants).toEqual(new Set(['pairing-response', 'ota-report', 'state']));
     const sent: unknown[][] = [];
     const asked: string[][] = [];
     const w = createWorkflowEvents({
@@ -40,13 +40,20 @@ describe('workflow events', () => {
     ]);
     expect(asked).toEqual([['D1', 'D2']]);
     expect(sent).toEqual([['device-D1', 'deviceConnected', [{ at: 1 }]]]);
-    expect(SIGNAL_ROUTES.map((r) => r.name)).toEqual(['pairing-response', 'first-connection']);
+    expect(SIGNAL_ROUTES.map((r) => r.name)).toEqual(['pairing-response', 'ota-report', 'first-connection']);
   });
 
   it("routes a device's pairing answer to its pairing workflow, and builds no other events", () => {
     const answer: DeviceEvent = { type: 'pairing-response', deviceId: 'ABCDEFGHJKMN', pairingId: 'P1', accept: true, at: 6 };
     expect(routeEvents([...events, answer], SIGNAL_ROUTES)).toEqual([
       { workflowId: 'pairing-ABCDEFGHJKMN', signal: 'deviceAnswer', args: [{ pairingId: 'P1', accept: true }] },
+    ]);
+  });
+
+  it("routes a device's OTA report to its lifecycle workflow, which runs its update", () => {
+    const report: DeviceEvent = { type: 'ota-report', deviceId: 'ABCDEFGHJKMN', report: { updateId: 'U1', state: 'failed', error: 'sha256-mismatch' }, at: 7 };
+    expect(routeEvents([...events, report], SIGNAL_ROUTES)).toEqual([
+      { workflowId: 'device-ABCDEFGHJKMN', signal: 'otaReport', args: [{ updateId: 'U1', state: 'failed', error: 'sha256-mismatch', at: 7 }] },
     ]);
   });
 

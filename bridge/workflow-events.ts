@@ -12,7 +12,8 @@
 import type { Client } from '@temporalio/client';
 import type { DeviceState } from '../domain/homie';
 import type { DeviceStatus } from '../domain/device-status';
-import { deviceAnswerSignal, deviceConnectedSignal, deviceWorkflowId, pairingWorkflowId } from '../domain/messages';
+import { deviceAnswerSignal, deviceConnectedSignal, deviceWorkflowId, otaReportSignal, pairingWorkflowId } from '../domain/messages';
+import type { OtaReportMessage } from '../domain/ota';
 import type { Logger } from '../runtime/logger';
 
 export type DeviceEvent =
@@ -20,7 +21,8 @@ export type DeviceEvent =
   | { type: 'state'; deviceId: string; state: DeviceState; at: number }
   | { type: 'config-reported'; deviceId: string; version: number; at: number }
   | { type: 'command-result'; deviceId: string; requestId: string; ok: boolean; at: number }
-  | { type: 'pairing-response'; deviceId: string; pairingId: string; accept: boolean; at: number };
+  | { type: 'pairing-response'; deviceId: string; pairingId: string; accept: boolean; at: number }
+  | { type: 'ota-report'; deviceId: string; report: OtaReportMessage; at: number };
 export type DeviceEventType = DeviceEvent['type'];
 
 export interface SignalTarget {
@@ -47,13 +49,17 @@ const pairingResponseRoute: SignalRouteOf<'pairing-response'> = {
   toSignal: (e) => ({ workflowId: pairingWorkflowId(e.deviceId), signal: deviceAnswerSignal.name, args: [{ pairingId: e.pairingId, accept: e.accept }] }),
 };
 
-/**
- * The routing table. Example of another entry (OTA, when its workflow exists):
- *   { name: 'ota-progress', event: 'value', toSignal: (e) => e.node === 'ota' && e.property === 'progress'
- *       ? { workflowId: `device-update-${e.deviceId}`, signal: 'otaProgress', args: [{ payload: e.payload }] } : null }
- */
+/** Each step a device reports of an update goes to its lifecycle workflow, which runs the update (and ignores a report of another one). */
+const otaReportRoute: SignalRouteOf<'ota-report'> = {
+  name: 'ota-report',
+  event: 'ota-report',
+  toSignal: (e) => ({ workflowId: deviceWorkflowId(e.deviceId), signal: otaReportSignal.name, args: [{ ...e.report, at: e.at }] }),
+};
+
+/** The routing table: add an entry when a workflow starts waiting on a device event. */
 export const SIGNAL_ROUTES: readonly SignalRoute[] = [
   pairingResponseRoute,
+  otaReportRoute,
   {
     // A device announcing itself has logged in to the broker: a `manufactured` one's lifecycle
     // decides whether that makes it `free` (the bridge only reports).

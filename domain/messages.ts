@@ -4,6 +4,8 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Actor, DeviceStatus } from './device-status';
 import type { Batch, NewBatch } from './model';
 import type { PairingStatus } from './pairing';
+import type { OtaReportMessage } from './ota';
+import type { UpdateRequest, UpdateView } from './device-update';
 
 // ---- Device lifecycle: one workflow per device, ID `device-<deviceId>` ----
 export const deviceWorkflowId = (deviceId: string) => `device-${deviceId}`;
@@ -33,6 +35,8 @@ export interface DeviceLifecycleInput {
    * device's state from Postgres, the system of record, before it takes any update.
    */
   restoreFromPostgres?: boolean;
+  /** The last firmware update, carried over by continueAsNew (a repeated start of it is answered, not run again). */
+  lastUpdate?: UpdateView;
 }
 
 export interface TransitionRequest {
@@ -73,6 +77,17 @@ export const setBlockedUpdate = defineUpdate<BlockResult, [BlockRequest]>('setBl
 
 /** Rotates the device's MQTT secret; answers the new generation (the API derives the secret: it never enters a history). */
 export const rotateSecretUpdate = defineUpdate<{ deviceId: string; generation: number }, [{ actor: Actor; actorId?: string | null }]>('rotateSecret');
+
+/** Starts a firmware update of the device (the lifecycle runs it: one at a time); a repeat of the same ID answers it as it is. */
+export const startUpdateUpdate = defineUpdate<UpdateView, [UpdateRequest]>('startFirmwareUpdate');
+/** Cancels the device's update if the device has not begun installing it; answers it as it ended. */
+export const cancelUpdateUpdate = defineUpdate<UpdateView, [{ updateId: string; actorId: string | null }]>('cancelFirmwareUpdate');
+export const firmwareUpdateQuery = defineQuery<UpdateView | null>('firmwareUpdate');
+/** Failure types of a refused start or cancel. */
+export const UPDATE_REFUSALS = { inProgress: 'update_in_progress', blocked: 'device_blocked', notReady: 'device_not_ready', notFound: 'update_not_found', tooLate: 'too_late_to_cancel' } as const;
+
+/** A device's report of an update's step (`$rdm/ota`), routed by the bridge; one for another update is ignored. */
+export const otaReportSignal = defineSignal<[OtaReportMessage & { at: number }]>('otaReport');
 
 /** The bridge saw the device's first messages of a connection (it authenticated): reported, not decided. */
 export const deviceConnectedSignal = defineSignal<[{ at: number }]>('deviceConnected');
@@ -171,7 +186,7 @@ export interface CancelPairingRequest {
   userId: string;
 }
 
-/** Sent with the start (update-with-start): answers once the device is `pairing` and the attempt recorded, or refuses. */
+/** Sent with the start (update-with-start): answers once the attempt is checked and recorded (the workflow then moves the device to `pairing`), or refuses. */
 export const requestPairingUpdate = defineUpdate<PairingView, [PairingRequest]>('requestPairing');
 /** The device's answer, routed by the bridge (bridge/workflow-events.ts). */
 export const deviceAnswerSignal = defineSignal<[DeviceAnswer]>('deviceAnswer');

@@ -22,6 +22,18 @@ describe('topics', () => {
     expect(deviceInboundFilters(D)).not.toContain(topics.pairingResponse(D));
   });
 
+  it('has the OTA topics under $rdm: a device subscribes to ota/set and reports on ota', () => {
+    expect(topics.otaSet(D)).toBe(`homie/${hid}/$rdm/ota/set`);
+    expect(topics.otaReport(D)).toBe(`homie/${hid}/$rdm/ota`);
+    expect(topics.firmwareVersion(D)).toBe(`homie/${hid}/$fw/version`);
+    expect(parseTopic(topics.otaSet(D))).toEqual({ kind: 'ota-set', deviceId: D });
+    expect(parseTopic(topics.otaReport(D))).toEqual({ kind: 'ota-report', deviceId: D });
+    expect(parseTopic(topics.firmwareVersion(D))).toEqual({ kind: 'device-attribute', deviceId: D, attribute: '$fw/version' });
+    for (const bad of ['ota/x', 'ota/set/x', 'ota/', 'ota/report']) expect(parseTopic(`homie/${hid}/$rdm/${bad}`)).toBeNull();
+    expect(deviceInboundFilters(D)).toContain(topics.otaSet(D));
+    expect(deviceInboundFilters(D)).not.toContain(topics.otaReport(D));
+  });
+
   it('takes attribute names that can be JSON keys in Postgres, and nothing else', () => {
     expect(parseTopic(`homie/${hid}/$implementation/ota/enabled`)).toMatchObject({ kind: 'device-attribute', attribute: '$implementation/ota/enabled' });
     for (const bad of ['$x\u0000y', '$', '$a//b', `$${'a'.repeat(65)}`, '$a/b/c/d/e', '$a b', '$\ud800']) expect(parseTopic(`homie/${hid}/${bad}`)).toBeNull();

@@ -13,6 +13,8 @@
 //   homie/<id>/$rdm/pairing/request   platform → device  {pairingId, expiresAt}, QoS 1, not retained
 //   homie/<id>/$rdm/pairing/response  device → platform  {pairingId, accept}, QoS 1
 //   homie/<id>/$rdm/owner             platform → device  {ownerId} or empty, retained, QoS 1
+//   homie/<id>/$rdm/ota/set           platform → device  an update request or a cancel (domain/ota.ts), QoS 1
+//   homie/<id>/$rdm/ota               device → platform  each step of an update, QoS 1, not retained
 //
 // Homie topic IDs are lowercase ([a-z0-9-]); device IDs are uppercase Crockford base32, which is
 // case-insensitive by design, so the Homie ID is simply the device ID in lowercase.
@@ -84,11 +86,15 @@ export const topics = {
   pairingRequest: (deviceId: string) => `${base(deviceId)}/${RDM_EXTENSION}/pairing/request`,
   pairingResponse: (deviceId: string) => `${base(deviceId)}/${RDM_EXTENSION}/pairing/response`,
   owner: (deviceId: string) => `${base(deviceId)}/${RDM_EXTENSION}/owner`,
+  otaSet: (deviceId: string) => `${base(deviceId)}/${RDM_EXTENSION}/ota/set`,
+  otaReport: (deviceId: string) => `${base(deviceId)}/${RDM_EXTENSION}/ota`,
+  /** The running firmware version (Homie 3 `$fw/version`, Homie 4 through the legacy-firmware extension), retained. */
+  firmwareVersion: (deviceId: string) => `${base(deviceId)}/$fw/version`,
 };
 
 /** What the bridge subscribes to (before any `$share/<group>/` prefix): every device's traffic. */
 export const ALL_DEVICES_FILTER = `${HOMIE_ROOT}/+/#`;
-/** Subscriptions of one device's firmware: set commands, desired config, diagnostic commands, pairing requests, its owner. */
+/** Subscriptions of one device's firmware: set commands, desired config, diagnostic commands, pairing requests, its owner, OTA requests. */
 export function deviceInboundFilters(deviceId: string): string[] {
   return [
     `${base(deviceId)}/+/+/set`,
@@ -96,6 +102,7 @@ export function deviceInboundFilters(deviceId: string): string[] {
     `${base(deviceId)}/${RDM_EXTENSION}/cmd/+`,
     topics.pairingRequest(deviceId),
     topics.owner(deviceId),
+    topics.otaSet(deviceId),
   ];
 }
 
@@ -117,7 +124,9 @@ export type ParsedTopic =
   | { kind: 'command-result'; deviceId: string; requestId: string }
   | { kind: 'pairing-request'; deviceId: string }
   | { kind: 'pairing-response'; deviceId: string }
-  | { kind: 'owner'; deviceId: string };
+  | { kind: 'owner'; deviceId: string }
+  | { kind: 'ota-set'; deviceId: string }
+  | { kind: 'ota-report'; deviceId: string };
 
 /**
  * Classifies a topic of the tree above; null for anything else (another root, a foreign device
@@ -137,6 +146,8 @@ export function parseTopic(topic: string): ParsedTopic | null {
     if (rest[0] === 'owner' && rest.length === 1) return { kind: 'owner', deviceId };
     if (rest[0] === 'pairing' && rest.length === 2 && rest[1] === 'request') return { kind: 'pairing-request', deviceId };
     if (rest[0] === 'pairing' && rest.length === 2 && rest[1] === 'response') return { kind: 'pairing-response', deviceId };
+    if (rest[0] === 'ota' && rest.length === 1) return { kind: 'ota-report', deviceId };
+    if (rest[0] === 'ota' && rest.length === 2 && rest[1] === 'set') return { kind: 'ota-set', deviceId };
     if (rest[0] === 'cmd' && rest.length >= 2 && rest.length <= 3 && REQUEST_ID_PATTERN.test(rest[1]!)) {
       if (rest.length === 2) return { kind: 'command', deviceId, requestId: rest[1]! };
       if (rest[2] === 'result') return { kind: 'command-result', deviceId, requestId: rest[1]! };

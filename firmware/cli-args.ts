@@ -1,5 +1,8 @@
 // Small helpers shared by the two command lines (node:util parseArgs does the parsing).
+import fs from 'node:fs';
 import type { HomieMode } from './device';
+import { OTA_MODES, type OtaMode } from './ota/updater';
+import { loadPublicKey } from './ota/verify';
 
 export function intArg(name: string, value: string | undefined, opts: { min?: number; max?: number } = {}): number | undefined {
   if (value === undefined) return undefined;
@@ -27,4 +30,22 @@ export function qosArg(value: string | undefined): 0 | 1 | undefined {
   if (value === undefined) return undefined;
   if (value === '0' || value === '1') return Number(value) as 0 | 1;
   throw new Error(`--qos must be 0 or 1, not "${value}"`);
+}
+
+export function otaModeArg(value: string | undefined): OtaMode | undefined {
+  if (value === undefined) return undefined;
+  if ((OTA_MODES as readonly string[]).includes(value)) return value as OtaMode;
+  throw new Error(`--ota must be one of ${OTA_MODES.join(', ')}, not "${value}"`);
+}
+
+/** `--ota-public-key <file>`: the platform's public key (PEM, Ed25519), checked at start rather than at the first update. */
+export function otaPublicKeyArg(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  const pem = fs.readFileSync(file, 'utf8');
+  try {
+    loadPublicKey(pem);
+  } catch (err) {
+    throw new Error(`--ota-public-key ${file}: ${(err as Error).message}`);
+  }
+  return pem;
 }

@@ -13,6 +13,7 @@ import type { IClientOptions, IPublishPacket, MqttClient, PacketCallback } from 
 import { LOG_LEVELS, parseCommand, parseDesiredConfig, parseOwner, parsePairingRequest, type CommandResultMessage, type LogLevel, type LogMessage, type PairingRequestMessage, type PairingResponseMessage, type Settings } from '../domain/device-messages';
 import { encodeValue, type DeviceState, type HomieValue, type ValueCheck } from '../domain/homie';
 import { isDeviceId } from '../domain/ids';
+import type { OtaReportMessage } from '../domain/ota';
 import { deviceInboundFilters, parseTopic, topics } from '../domain/topics';
 import { connectMqtt } from '../runtime/mqtt-client';
 import { deviceMqttUsername } from '../domain/broker-identity';
@@ -22,6 +23,7 @@ import { runDiagnostic, type DiagnosticsHost, type SelfTestCheck } from './diagn
 import { describeDevice, IMPLEMENTATION, simulatedMac, type HomieMode } from './homie-description';
 import { LogRing } from './log-ring';
 import { DevicePairing, type PairingMode } from './pairing';
+import { OtaUpdater, type OtaHost, type OtaMode, type OtaStatus, type OtaTuning } from './ota/updater';
 import { getModel } from './models';
 import { createRng, hashSeed } from './models/rng';
 import { Simulation, type SimProperty } from './models/simulation';
@@ -66,12 +68,20 @@ export interface DeviceOptions {
   protocolVersion?: 4 | 5;
   /** Libraries that choose their own client ID must work too (contract); default the device ID. */
   clientId?: string;
+  /** The factory firmware's version (slot a of a device never updated); afterwards the active slot's. */
   firmwareVersion?: string;
   logRingSize?: number;
   /** Mirrors the device's log records (the CLI's pino logger). */
   logger?: Logger;
   /** A pairing request waits for the button (pressButton(), default), or is answered at once. */
   pairing?: PairingMode;
+  /** The platform's OTA public key (SPKI PEM, Ed25519); without it every update is refused `no-public-key`. */
+  otaPublicKey?: string | null;
+  /** OTA updates for real ('full', default) or every step at once with no download and no reboot ('instant', fleets). */
+  ota?: OtaMode;
+  /** Failure injection: a new firmware's health check fails whatever its image says. */
+  otaFailHealthCheck?: boolean;
+  otaTuning?: OtaTuning;
 }
 
 export type ConnectionStatus = 'stopped' | 'connecting' | 'online' | 'offline' | 'rebooting';
@@ -95,6 +105,8 @@ export interface DeviceEvents {
   'pairing-request': PairingRequestMessage;
   'pairing-answered': PairingResponseMessage;
   owner: { ownerId: string | null };
+  /** Every OTA step reported (published when connected). */
+  ota: OtaReportMessage;
 }
 type EventName = keyof DeviceEvents;
 type Listener<K extends EventName> = (arg: DeviceEvents[K]) => void;
@@ -125,6 +137,7 @@ export interface DeviceSnapshot {
   config: { version: number | null; settings: Settings };
   effectiveSettings: Settings;
   pairing: { pending: PairingRequestMessage | null; owner: string | null };
+  ota: OtaStatus;
 }
 
 export interface DeviceCounters {
@@ -169,8 +182,9 @@ export class Device extends EventEmitter {
   readonly model: DeviceModel;
   readonly homie: HomieMode;
   readonly name: string;
-  readonly firmwareVersion: string;
   readonly sim: Simulation;
+  /** OTA updates and the firmware slots (firmware/ota/). */
+  readonly ota: OtaUpdater;
 
   private readonly o: DeviceOptions;
   private readonly specs: Record<string, SettingSpec>;
@@ -233,7 +247,6 @@ export class Device extends EventEmitter {
     this.model = typeof options.model === 'string' ? getModel(options.model) : options.model;
     this.homie = options.homie ?? '4.0';
     this.name = options.name ?? `${this.model.title} ${this.deviceId}`;
-    this.firmwareVersion = options.firmwareVersion ?? FIRMWARE_VERSION;
     this.specs = settingSpecs(this.model);
     this.backoffOpts = { ...DEFAULT_BACKOFF, ...options.backoff };
     const seed = options.seed ?? this.deviceId;
@@ -261,6 +274,37 @@ export class Device extends EventEmitter {
     });
 
     this.restoreState();
+    this.ota = new OtaUpdater(this.otaHost(), {
+      mode: options.ota,
+      publicKeyPem: options.otaPublicKey,
+      stateDir: options.stateDir,
+      factoryVersion: options.firmwareVersion ?? FIRMWARE_VERSION,
+      failHealthCheck: options.otaFailHealthCheck,
+      tuning: options.otaTuning,
+      jitter: createRng(`${seed}:ota`),
+      onReport: (r) => this.emit('ota', r),
+    });
+  }
+
+  /** The running firmware's version: the active slot's (`$fw/version`). */
+  get firmwareVersion(): string {
+    return this.ota.runningVersion;
+  }
+
+  private otaHost(): OtaHost {
+    return {
+      deviceId: this.deviceId,
+      auth: { username: this.o.mqttUsername ?? deviceMqttUsername(this.deviceId), password: this.o.secret },
+      publish: (topic, payload, retain) => {
+        const c = this.client;
+        if (!c || this.status !== 'online') return Promise.resolve(false);
+        this.otherPublished++;
+        // Bounded: a connection that dies with the message in flight must not hold an update up.
+        return withTimeout(c.publishAsync(topic, payload, { qos: 1, retain }).then(() => true, () => false), GRACEFUL_TIMEOUT_MS).then((ok) => ok ?? false);
+      },
+      log: (level, message, fields) => this.log(level, message, fields),
+      reboot: () => this.reboot(),
+    };
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -283,6 +327,7 @@ export class Device extends EventEmitter {
     if (!this.running) return;
     this.running = false;
     this.stopTimers();
+    await this.ota.shutdown();
     this.persist();
     await this.disconnectGracefully();
     this.status = 'stopped';
@@ -293,6 +338,7 @@ export class Device extends EventEmitter {
   kill(): void {
     this.running = false;
     this.stopTimers();
+    void this.ota.shutdown(); // a download is cut where it stands (resumed at the next start)
     this.epoch++;
     const c = this.client;
     this.client = null;
@@ -310,6 +356,7 @@ export class Device extends EventEmitter {
       this.log('info', 'rebooting');
       this.persist();
       this.stopTimers();
+      await this.ota.shutdown();
       this.emit('reboot', { bootCount: this.bootCount });
       await this.disconnectGracefully();
       if (!this.running) return; // stopped meanwhile
@@ -328,10 +375,15 @@ export class Device extends EventEmitter {
     this.bootCount++;
     this.homieState = 'init';
     this.attempt = 0;
+    if (this.ota.onBoot() === 'reboot') {
+      // A new firmware failed its health check at boot: back to the old slot by another reboot, never announced.
+      setImmediate(() => void this.reboot());
+      return;
+    }
     this.checkAlert();
     if (this.o.autoTick ?? true) this.startTicking();
     this.restartStatsTimer();
-    this.log('info', 'booted', { bootCount: this.bootCount, firmwareVersion: this.firmwareVersion, model: this.model.name });
+    this.log('info', 'booted', { bootCount: this.bootCount, firmwareVersion: this.firmwareVersion, slot: this.ota.status().slot, model: this.model.name });
     this.connect();
   }
 
@@ -430,6 +482,7 @@ export class Device extends EventEmitter {
       this.emit('state', { state: final });
       this.log('info', reconnect ? 'reconnected' : 'connected', { broker: this.o.mqttUrl });
       this.emit('connected', { reconnect, connects: this.connects });
+      this.ota.onConnected();
     } catch (err) {
       // The connection went away mid-announcement: the close handler reconnects.
       if (epoch === this.epoch) this.lastError = (err as Error).message;
@@ -581,6 +634,7 @@ export class Device extends EventEmitter {
     else if (t.kind === 'command') void this.onCommand(t.requestId, payload, packet.retain);
     else if (t.kind === 'pairing-request') this.onPairingRequest(payload, packet.retain);
     else if (t.kind === 'owner') this.onOwner(payload);
+    else if (t.kind === 'ota-set') this.ota.onMessage(payload);
   }
 
   // ---------------------------------------------------------------- pairing (firmware/pairing.ts)
@@ -882,6 +936,7 @@ export class Device extends EventEmitter {
       config: { version: this.configVersion, settings: { ...this.settings } },
       effectiveSettings: { ...this.effective },
       pairing: { pending: this.pairing.pending(Date.now()), owner: this.pairing.owner },
+      ota: this.ota.status(),
     };
   }
 

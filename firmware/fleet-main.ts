@@ -5,18 +5,20 @@
 //     [--rate <fleet msg/s> | --device-rate <msg/s per device> | --interval <ms>]
 //     [--connect-rate 200] [--qos 0|1] [--homie 4.0|3.0] [--bench] [--duration <s>]
 //     [--report-every 5] [--broker mqtt://host:1884]
+//     [--ota instant|full] [--ota-public-key platform-key.pem] [--reboot-delay <ms>]
 //
 // Generated devices (--count) only work with a broker that lets anyone in. Each device is one TCP
 // connection: `ulimit -n` (20000 on the project's machine) bounds how many one process can run.
 import { parseArgs } from 'node:util';
 import { createLogger } from '../runtime/logger';
-import { homieArg, intArg, numberArg, qosArg } from './cli-args';
+import { homieArg, intArg, numberArg, otaModeArg, otaPublicKeyArg, qosArg } from './cli-args';
 import { Fleet, generateCredentials, type FleetCredential } from './fleet';
 import { fallbackBrokerUrl, loadProvisioningList } from './provisioning';
 
 const USAGE = `usage: npx tsx firmware/fleet-main.ts (--file <devices.csv> | --count <n>) [--mix <json>]
   [--rate <msg/s> | --device-rate <msg/s> | --interval <ms>] [--connect-rate <per s>] [--qos 0|1]
-  [--homie 4.0|3.0] [--bench] [--duration <s>] [--report-every <s>] [--broker <mqtt url>]`;
+  [--homie 4.0|3.0] [--bench] [--duration <s>] [--report-every <s>] [--broker <mqtt url>]
+  [--ota instant|full] [--ota-public-key <pem file>] [--reboot-delay <ms>]`;
 
 function parseMix(text: string | undefined): Record<string, number> | undefined {
   if (text === undefined) return undefined;
@@ -48,6 +50,9 @@ async function main(): Promise<void> {
       duration: { type: 'string' },
       'report-every': { type: 'string' },
       broker: { type: 'string' },
+      ota: { type: 'string' },
+      'ota-public-key': { type: 'string' },
+      'reboot-delay': { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -72,6 +77,9 @@ async function main(): Promise<void> {
     qos: qosArg(a.qos),
     homie: homieArg(a.homie),
     bench: a.bench ?? false,
+    ota: otaModeArg(a.ota),
+    otaPublicKey: otaPublicKeyArg(a['ota-public-key']) ?? null,
+    rebootDelayMs: intArg('reboot-delay', a['reboot-delay'], { min: 0 }),
   });
   const first = fleet.stats();
   log.info({ devices: first.devices, models: first.models, targetRate: first.targetRate, broker }, 'fleet starting');
@@ -96,7 +104,7 @@ async function main(): Promise<void> {
       await fleet.stop();
       const s = fleet.stats();
       const seconds = s.startedAtMs === null ? 0 : (s.atMs - s.startedAtMs) / 1000;
-      log.info({ ...s, averageRate: seconds ? Math.round(s.valuesSent / seconds) : 0 }, 'fleet stopped');
+      log.info({ ...s, averageRate: seconds ? Math.round(s.valuesSent / seconds) : 0, firmwareVersions: fleet.firmwareVersions(), ota: fleet.otaStats() }, 'fleet stopped');
       process.exit(0);
     })();
   };

@@ -4,6 +4,11 @@
 // exact over time (firmware/timer-wheel.ts); connections are opened at a limited rate so the
 // broker is not stampeded.
 //
+// OTA: every device takes updates on `$rdm/ota/set`. `ota: 'instant'` (default) answers each step at
+// once without a download or a reboot (platform rollouts over thousands of devices); `'full'`
+// downloads into memory, verifies and reboots for real (each device holds its image until it is
+// installed: firmware/ota/bench-full.ts, 100 devices fetching 4 MiB at once, peaks near 300 MB).
+//
 // Capacity: every device is a TCP socket, i.e. a file descriptor of this process. The OS limit
 // (`ulimit -n`, 20000 on the project's machine) minus what the process needs otherwise bounds
 // the fleet size, and the broker has its own limit too.
@@ -13,6 +18,7 @@ import { newDeviceId } from '../domain/ids';
 import { DEFAULT_MQTT_URL } from './provisioning';
 import type { BackoffOptions } from './backoff';
 import { Device, type HomieMode } from './device';
+import type { OtaMode, OtaTuning } from './ota/updater';
 import { findModel, getModel, MODEL_NAMES } from './models';
 import { TimerWheel, type WheelEntry } from './timer-wheel';
 
@@ -55,6 +61,15 @@ export interface FleetOptions {
   connectTimeoutMs?: number;
   protocolVersion?: 4 | 5;
   wheelResolutionMs?: number;
+  /** How OTA updates run (above). Default 'instant'. */
+  ota?: OtaMode;
+  /** The platform's OTA public key (SPKI PEM); without it every update is refused `no-public-key`. */
+  otaPublicKey?: string | null;
+  /** Failure injection: these devices' new firmware fails its health check (and rolls back). */
+  otaFailHealthCheck?: Iterable<string>;
+  otaTuning?: OtaTuning;
+  /** How long a reboot keeps a device off the network. Default 1000 ms. */
+  rebootDelayMs?: number;
 }
 
 export interface FleetStats {
@@ -146,6 +161,7 @@ export class Fleet {
     for (const v of paces) if (!(v! > 0) || !Number.isFinite(v)) throw new Error(`pace must be a positive number, not ${v}`);
     this.connectRate = o.connectRate ?? 200;
     if (!(this.connectRate > 0)) throw new Error('connectRate must be positive');
+    const failHealthCheck = new Set(o.otaFailHealthCheck ?? []);
 
     const models = o.mix
       ? assignModels(n, o.mix)
@@ -182,6 +198,11 @@ export class Fleet {
         connectTimeoutMs: o.connectTimeoutMs ?? 15_000,
         protocolVersion: o.protocolVersion,
         logRingSize: 20,
+        ota: o.ota ?? 'instant',
+        otaPublicKey: o.otaPublicKey,
+        otaFailHealthCheck: failHealthCheck.has(cred.deviceId),
+        otaTuning: o.otaTuning,
+        rebootDelayMs: o.rebootDelayMs,
       });
       d.on('connected', () => this.markOnline(d, true));
       d.on('disconnected', () => this.markOnline(d, false));
@@ -298,6 +319,29 @@ export class Fleet {
       startedAtMs: this.startedAt,
       models,
     };
+  }
+
+  /** How many devices run each firmware version (their active slot's). */
+  firmwareVersions(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const d of this.devices) out[d.firmwareVersion] = (out[d.firmwareVersion] ?? 0) + 1;
+    return out;
+  }
+
+  /** OTA totals over the fleet (firmware/ota/updater.ts OtaStats). */
+  otaStats(): { received: number; malformed: number; started: number; updated: number; failed: number; refused: number; reports: number } {
+    const t = { received: 0, malformed: 0, started: 0, updated: 0, failed: 0, refused: 0, reports: 0 };
+    for (const d of this.devices) {
+      const s = d.ota.stats;
+      t.received += s.received;
+      t.malformed += s.malformed;
+      t.started += s.started;
+      t.updated += s.updated;
+      t.failed += s.failed;
+      t.refused += s.refused;
+      t.reports += s.reports;
+    }
+    return t;
   }
 
   /** Value messages published (acknowledged) per device and "node/property". */

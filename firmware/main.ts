@@ -3,7 +3,7 @@
 //   npx tsx firmware/main.ts --file devices.csv --device <ID> [--row <n>] [--model ev-charger]
 //     [--homie 3.0] [--admin-port 8080] [--admin-host 127.0.0.1] [--admin-auth]
 //     [--state-dir DIR] [--interval 5000] [--qos 0|1] [--broker mqtt://host:1884] [--log-level info]
-//     [--pairing button|accept|refuse]
+//     [--pairing button|accept|refuse] [--ota-public-key platform-key.pem]
 //
 // Standard input takes commands, one per line: `press` (the pairing button: accept the pending
 // request), `refuse` (refuse it), `owner` (print the owner).
@@ -13,7 +13,7 @@
 import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../runtime/logger';
-import { homieArg, intArg, qosArg } from './cli-args';
+import { homieArg, intArg, otaPublicKeyArg, qosArg } from './cli-args';
 import { Device } from './device';
 import { startLocalAdmin, type LocalAdmin } from './local-admin';
 import { findModel, MODEL_NAMES } from './models';
@@ -30,6 +30,7 @@ const USAGE = `usage: npx tsx firmware/main.ts --file <devices.csv|provisioning.
   [--model ${MODEL_NAMES.join('|')}] [--homie 4.0|3.0] [--interval <ms>] [--qos 0|1]
   [--state-dir <dir>] [--admin-port <port>] [--admin-host <host>] [--admin-auth]
   [--broker <mqtt url>] [--log-level debug|info|warn|error] [--pairing button|accept|refuse]
+  [--ota-public-key <pem file>]
 stdin commands: press | refuse | owner`;
 
 async function main(): Promise<void> {
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
       broker: { type: 'string' },
       'log-level': { type: 'string' },
       pairing: { type: 'string' },
+      'ota-public-key': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -64,6 +66,9 @@ async function main(): Promise<void> {
   const modelName = a.model ?? (findModel(p.model) ? p.model! : 'ev-charger');
   if (!a.model && p.model && !findModel(p.model)) log.warn({ model: p.model, using: modelName }, 'the batch model is not a firmware model');
 
+  // The command line's key wins over the provisioning file's.
+  const otaPublicKey = otaPublicKeyArg(a['ota-public-key']) ?? p.otaPublicKey ?? null;
+  if (!otaPublicKey) log.warn('no OTA public key (--ota-public-key or the provisioning file\'s otaPublicKey): every update will be refused');
   const device = new Device({
     deviceId: p.deviceId,
     mqttUsername: p.mqttUsername,
@@ -76,6 +81,7 @@ async function main(): Promise<void> {
     stateDir: a['state-dir'] ?? null,
     logger: log,
     pairing: pairingArg(a.pairing),
+    otaPublicKey,
   });
   device.on('connect-error', ({ error }) => log.debug({ err: error.message }, 'mqtt connection failed'));
   device.on('reconnect-scheduled', ({ attempt, delayMs }) => log.info({ attempt, delayMs }, 'reconnecting'));
@@ -106,7 +112,7 @@ async function main(): Promise<void> {
     }
   });
   device.start();
-  log.info({ deviceId: p.deviceId, model: modelName, broker: p.mqttUrl, homie: device.homie }, 'device started');
+  log.info({ deviceId: p.deviceId, model: modelName, broker: p.mqttUrl, homie: device.homie, firmwareVersion: device.firmwareVersion }, 'device started');
 
   let stopping = false;
   const shutdown = (signal: string) => {

@@ -1,12 +1,14 @@
 // What a device is flashed with: one row of its batch's devices.csv (files/device-export.ts), or a
 // JSON provisioning file. The broker URL comes from the `mqtt_url` column when the export has it,
-// else from the command line or the environment.
+// else from the command line or the environment. The platform's OTA public key comes with the JSON
+// file (`otaPublicKey`) or the command line (`--ota-public-key <file>`): devices.csv has no column for it.
 import fs from 'node:fs';
 import { z } from 'zod';
 import { isDeviceId } from '../domain/ids';
 import { DEVICE_CSV_COLUMNS } from '../files/device-export';
 import { deviceMqttUsername } from '../domain/broker-identity';
 import { csvObjects } from './csv-read';
+import { loadPublicKey } from './ota/verify';
 
 /** The platform's embedded broker on this machine (MQTT_PORT's default). */
 export const DEFAULT_MQTT_URL = 'mqtt://127.0.0.1:1884';
@@ -22,6 +24,8 @@ export interface Provisioning {
   pairingCode: string | null;
   /** The batch's model text (may name a firmware model, or be free text). */
   model: string | null;
+  /** The platform's OTA public key (SPKI PEM, Ed25519), when the file carries it. */
+  otaPublicKey?: string;
 }
 
 export interface ProvisioningSource {
@@ -94,7 +98,18 @@ const ProvisioningJson = z.object({
   mqttUsername: z.string().min(1).nullish(),
   pairingCode: z.string().nullish(),
   model: z.string().nullish(),
+  otaPublicKey: z.string().refine(isOtaPublicKey, 'not an Ed25519 public key (SPKI PEM)').nullish(),
 });
+
+/** An Ed25519 public key in PEM, as `GET /api/v1/firmware/public-key` serves it. */
+export function isOtaPublicKey(pem: string): boolean {
+  try {
+    loadPublicKey(pem);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export function parseProvisioningJson(text: string, src: ProvisioningSource = {}): Provisioning {
   let raw: unknown;
@@ -112,6 +127,7 @@ export function parseProvisioningJson(text: string, src: ProvisioningSource = {}
     mqttUrl: checkUrl(r.data.mqttUrl || fallbackBrokerUrl(src)),
     pairingCode: r.data.pairingCode ?? null,
     model: r.data.model ?? null,
+    ...(r.data.otaPublicKey ? { otaPublicKey: r.data.otaPublicKey } : {}),
   };
 }
 
