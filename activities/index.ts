@@ -12,6 +12,7 @@ import { classifyFailures } from './failures';
 import { pairingActivities } from './pairing';
 import { provisioningActivities } from './provisioning';
 import { sharingActivities } from './sharing';
+import { firmwareUpdateActivities } from './firmware-updates';
 
 export interface ActivityDeps {
   db: Db;
@@ -20,8 +21,12 @@ export interface ActivityDeps {
   credentials: CredentialDeriver;
   /** Where device logins reach the broker (broker/credential-store.ts). */
   broker: CredentialStore;
-  /** Messages to devices (pairing requests, their owner). */
+  /** Messages to devices (pairing requests, their owner, OTA requests). */
   publisher: DevicePublisher;
+  /** Where devices download firmware (PUBLIC_URL); without it no update can be sent. */
+  firmwareBaseUrl?: string;
+  /** FIRMWARE_URL_TTL_S. */
+  downloadUrlTtlS?: number;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -33,6 +38,7 @@ export function createActivities(deps: ActivityDeps) {
     ...brokerCredentialActivities(deps),
     ...pairingActivities(deps),
     ...sharingActivities(deps),
+    ...firmwareUpdateActivities(deps),
   });
 }
 

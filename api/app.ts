@@ -24,6 +24,7 @@ import { deviceConfigRoutes } from './routes/device-config';
 import { deviceControlRoutes } from './routes/device-control';
 import { diagnosticsRoutes } from './routes/diagnostics';
 import { firmwareRoutes } from './routes/firmware';
+import { deviceUpdateRoutes } from './routes/device-updates';
 
 export interface AppLimits {
   exports?: ExportLimits;
@@ -70,6 +71,6 @@ export function apiRoutes(d: ApiDeps, downloads: ExportGate, authenticate: Authe
   routes.push(...healthRoutes(d, () => routes), ...batchRoutes(d, downloads), ...deviceRoutes(d), ...deviceAccessRoutes(d), ...tokenRoutes(d, authenticate));
   routes.push(...deviceControlRoutes(d), ...deviceConfigRoutes(d), ...diagnosticsRoutes(d), ...alertRoutes(d));
   routes.push(...userRoutes(d, limiters, authenticate, limiters.passwords), ...companyRoutes(d), ...auditRoutes(d), ...pairingRoutes(d));
-  routes.push(...shareRoutes(d), ...propertyAccessRoutes(d), ...firmwareRoutes(d, d.firmware));
+  routes.push(...shareRoutes(d), ...propertyAccessRoutes(d), ...firmwareRoutes(d, d.firmware), ...deviceUpdateRoutes(d));
   return routes;
 }

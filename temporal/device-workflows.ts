@@ -2,8 +2,10 @@
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import { WorkflowNotFoundError, type SearchAttributePair } from '@temporalio/common';
 import {
+  cancelUpdateUpdate,
   deviceWorkflowId,
   rotateSecretUpdate,
+  startUpdateUpdate,
   setBlockedUpdate,
   transitionUpdate,
   type BlockRequest,
@@ -13,6 +15,7 @@ import {
   type TransitionResult,
 } from '../domain/messages';
 import type { Actor } from '../domain/device-status';
+import type { UpdateRequest, UpdateView } from '../domain/device-update';
 import { SA } from '../domain/search-attributes';
 import type { deviceLifecycle } from '../workflows/device-lifecycle';
 import { toAppError } from './errors';
@@ -91,6 +94,16 @@ export async function setDeviceBlocked(client: Client, deviceId: string, req: Bl
 /** Rotates the device's MQTT secret; the new generation (the caller derives the secret). */
 export async function rotateDeviceSecret(client: Client, deviceId: string, req: { actor: Actor; actorId?: string | null }): Promise<{ generation: number }> {
   return askLifecycle(client, deviceId, () => client.workflow.getHandle(deviceWorkflowId(deviceId)).executeUpdate(rotateSecretUpdate, { args: [req] }));
+}
+
+/** Starts a firmware update in the device's workflow; answers at once (`queued`), or refuses (busy, blocked, not flashed). */
+export async function startDeviceUpdate(client: Client, deviceId: string, req: UpdateRequest): Promise<UpdateView> {
+  return askLifecycle(client, deviceId, () => client.workflow.getHandle(deviceWorkflowId(deviceId)).executeUpdate(startUpdateUpdate, { args: [req], updateId: `start-${req.updateId}` }));
+}
+
+/** Cancels the device's running update; answers it as it ended. */
+export async function cancelDeviceUpdate(client: Client, deviceId: string, updateId: string, actorId: string | null): Promise<UpdateView> {
+  return askLifecycle(client, deviceId, () => client.workflow.getHandle(deviceWorkflowId(deviceId)).executeUpdate(cancelUpdateUpdate, { args: [{ updateId, actorId }] }));
 }
 
 /** One call on the device's workflow: a lost workflow is re-created and asked once more; refusals become domain errors. */

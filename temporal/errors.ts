@@ -3,7 +3,7 @@
 import { isGrpcServiceError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
 import { AppError, ConflictError, UnavailableError } from '../domain/errors';
-import { CREDENTIALS_NOT_SYNCED, STATUS_NOT_RECORDED } from '../domain/messages';
+import { CREDENTIALS_NOT_SYNCED, STATUS_NOT_RECORDED, UPDATE_REFUSALS } from '../domain/messages';
 import { PAIRING_REFUSALS } from '../domain/pairing';
 
 /** Codes that workflow update handlers and validators use, with the HTTP status each stands for. */
@@ -16,6 +16,10 @@ const REFUSAL_STATUS: Record<string, number> = {
   [STATUS_NOT_RECORDED]: 422,
   // The broker could not take the device's login (it is down): nothing changed, try again.
   [CREDENTIALS_NOT_SYNCED]: 503,
+  [UPDATE_REFUSALS.inProgress]: 409,
+  [UPDATE_REFUSALS.notReady]: 409,
+  [UPDATE_REFUSALS.notFound]: 404,
+  [UPDATE_REFUSALS.tooLate]: 409,
 };
 
 /** gRPC status codes (grpc-js `status`) that mean the server could not be reached in time. */

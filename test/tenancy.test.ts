@@ -215,6 +215,12 @@ const SAMPLES: Record<string, Sample> = {
   'get /devices/:id/shares': dev,
   'get /devices/:id/shares/:shareId': async (c) => ({ path: { id: c.device, shareId: await shareOf(c.device) } }),
   'delete /devices/:id/shares/:shareId': async (c) => ({ path: { id: c.device, shareId: await shareOf(c.device) } }),
+  // Neither device of the samples runs firmware yet (not flashed): allowed callers get 409 device_not_ready, nothing starts.
+  'post /devices/:id/update': async (c) => ({ path: { id: c.device }, body: { firmwareId: A.firmwareId } }),
+  'get /devices/:id/updates': dev,
+  'get /devices/:id/updates/:updateId': async (c) => ({ path: { id: c.device, updateId: await finishedUpdateOf(c.device) } }),
+  // A finished update: cancelling it answers it as it ended.
+  'delete /devices/:id/updates/:updateId': async (c) => ({ path: { id: c.device, updateId: await finishedUpdateOf(c.device) } }),
   // A fresh version each time, for A: its manufacturers and admins get through (201).
   'post /firmware': async () => ({ form: { version: `2.0.${seq++}`, model: 'ev-charger', companyId: A.companyId } }),
   'get /firmware': async () => ({ query: 'limit=1000' }),
@@ -237,6 +243,13 @@ async function shareOf(deviceId: string): Promise<string> {
   const userId = shareTarget.userId;
   await s.db('device_shares').where({ device_id: deviceId, user_id: userId }).whereNull('ended_at').update({ ended_at: new Date(), end_reason: 'revoked' });
   await s.db('device_shares').insert({ id, device_id: deviceId, user_id: userId, role: 'viewer', created_by: A.members.admin.userId });
+  return id;
+}
+
+/** A finished update of the device (to A's release). */
+async function finishedUpdateOf(deviceId: string): Promise<string> {
+  const id = newEntityId();
+  await s.db('device_updates').insert({ id, device_id: deviceId, release_id: A.firmwareId, version: '1.0.0', status: 'failed', error: 'timeout', finished_at: new Date() });
   return id;
 }
 

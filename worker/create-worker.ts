@@ -33,6 +33,10 @@ export interface WorkerDeps {
   shutdownGraceTime?: Duration;
   /** After this, a stop gives up waiting and run() throws (default: wait as long as it takes). */
   shutdownForceTime?: Duration;
+  /** Where devices download firmware images: the API's public address (PUBLIC_URL). */
+  firmwareBaseUrl?: string;
+  /** How long a device's download link works (FIRMWARE_URL_TTL_S). */
+  downloadUrlTtlS?: number;
   /** Fan-out activities in flight at once in this process (default 8). */
   maxConcurrentFanoutActivities?: number;
 }
@@ -49,7 +53,7 @@ const FANOUT_ACTIVITIES = ['createDevices', 'startLifecycleWorkflows', 'applySta
  * drained, `shutdown()` stops both; if either fails, the other is stopped too.
  */
 export async function createWorker(d: WorkerDeps): Promise<Worker> {
-  const activities = createActivities({ db: d.db, temporal: d.temporal, taskQueue: d.taskQueue, credentials: d.credentials, broker: d.broker, publisher: d.publisher });
+  const activities = createActivities({ db: d.db, temporal: d.temporal, taskQueue: d.taskQueue, credentials: d.credentials, broker: d.broker, publisher: d.publisher, firmwareBaseUrl: d.firmwareBaseUrl, downloadUrlTtlS: d.downloadUrlTtlS });
   const shutdown = { shutdownGraceTime: d.shutdownGraceTime ?? DEFAULT_SHUTDOWN_GRACE_TIME, ...(d.shutdownForceTime !== undefined ? { shutdownForceTime: d.shutdownForceTime } : {}) };
   const fanoutNames = new Set<string>(FANOUT_ACTIVITIES);
   const workflowWorker = (taskQueue: string) =>

@@ -68,6 +68,8 @@ async function main() {
     credentials,
     broker,
     publisher: mqttPublisher(mqtt),
+    firmwareBaseUrl: cfg.PUBLIC_URL ?? `http://${cfg.HOST === '0.0.0.0' ? '127.0.0.1' : cfg.HOST}:${cfg.PORT}`,
+    downloadUrlTtlS: cfg.FIRMWARE_URL_TTL_S,
     shutdownGraceTime: graceMs,
     shutdownForceTime: graceMs + 15_000,
   });

@@ -21,9 +21,14 @@ import { RetryState } from '@temporalio/common';
 import type { Activities } from '../activities';
 import { checkTransition } from '../domain/device-status';
 import {
+  cancelUpdateUpdate,
   CREDENTIALS_NOT_SYNCED,
   deviceConnectedSignal,
+  firmwareUpdateQuery,
   lifecycleStateQuery,
+  otaReportSignal,
+  startUpdateUpdate,
+  UPDATE_REFUSALS,
   rotateSecretUpdate,
   setBlockedUpdate,
   STATUS_NOT_RECORDED,
@@ -34,6 +39,9 @@ import {
   type TransitionResult,
 } from '../domain/messages';
 import type { StatusChange } from '../domain/model';
+import { isFinishedUpdate, type UpdateView } from '../domain/device-update';
+import { isCancellableOtaState, type OtaReportMessage } from '../domain/ota';
+import { runDeviceUpdate, writeUpdate, type RunningUpdate } from './device-update';
 import { SA } from '../domain/search-attributes';
 
 /** Patch: record in Postgres before changing state; a change Postgres refuses rejects the update. */
@@ -88,6 +96,11 @@ function refusedOutright(err: unknown): boolean {
   if (err instanceof ActivityFailure) return err.retryState === RetryState.NON_RETRYABLE_FAILURE;
   return err instanceof ApplicationFailure && err.nonRetryable === true;
 }
+
+/** Statuses in which a device runs firmware that can be updated (it has been flashed and may be online). */
+const UPDATABLE: readonly LifecycleState['status'][] = ['manufactured', 'free', 'pairing', 'paired'];
+
+const viewOf = (u: RunningUpdate | UpdateView): UpdateView => ({ id: u.id, deviceId: u.deviceId, releaseId: u.releaseId, version: u.version, status: u.status, step: u.step, progress: u.progress, error: u.error });
 
 function refuseIfIllegal(state: LifecycleState, req: TransitionRequest): void {
   const check = checkTransition(state, req.to, req.actor);
@@ -223,6 +236,76 @@ export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void
     }),
   );
 
+  // ---- Firmware updates (workflows/device-update.ts): one at a time, run by the main loop below.
+  let update: RunningUpdate | null = null;
+  let lastUpdate: UpdateView | null = input.lastUpdate ?? null;
+  const reports: (OtaReportMessage & { at: number })[] = [];
+  let cancelRequested = false;
+  /** A start is being recorded: another one waits its turn (and is refused). */
+  let starting = false;
+  const running = () => update !== null && !isFinishedUpdate(update.status);
+
+  setHandler(firmwareUpdateQuery, () => (update ? viewOf(update) : lastUpdate));
+
+  setHandler(otaReportSignal, (r) => {
+    // A report of another (older) update, or with none running, changes nothing.
+    if (update && running() && r.updateId === update.id) reports.push(r);
+  });
+
+  setHandler(
+    startUpdateUpdate,
+    async (req) => {
+      const known = update ?? lastUpdate;
+      if (known && known.id === req.updateId) return viewOf(known);
+      // Validators of updates delivered together all saw none running: the first one wins.
+      if (running() || starting) throw ApplicationFailure.nonRetryable('another update of this device is in progress', UPDATE_REFUSALS.inProgress);
+      const next: RunningUpdate = { id: req.updateId, deviceId: input.deviceId, releaseId: req.releaseId, version: req.version, status: 'queued', step: null, progress: null, error: null, req };
+      // Recorded before it can run (and before the answer), so the runner's writes come after it
+      // and what the caller is told is what GET shows.
+      starting = true;
+      try {
+        await writeUpdate(input.deviceId, next, { fromVersion: null, finished: false });
+      } finally {
+        starting = false;
+      }
+      if (update) lastUpdate = viewOf(update);
+      update = next;
+      reports.length = 0;
+      cancelRequested = false;
+      return viewOf(next);
+    },
+    {
+      validator: (req) => {
+        const known = update ?? lastUpdate;
+        if (known && known.id === req.updateId) return;
+        if (state.blocked) throw ApplicationFailure.nonRetryable('the device is blocked: it cannot be reached', UPDATE_REFUSALS.blocked);
+        if (!UPDATABLE.includes(state.status)) throw ApplicationFailure.nonRetryable(`the device is '${state.status}': it runs no firmware to update yet`, UPDATE_REFUSALS.notReady);
+        if (running() || starting) throw ApplicationFailure.nonRetryable('another update of this device is in progress', UPDATE_REFUSALS.inProgress);
+      },
+    },
+  );
+
+  setHandler(
+    cancelUpdateUpdate,
+    async () => {
+      const u = update!;
+      if (!isFinishedUpdate(u.status)) {
+        cancelRequested = true;
+        await condition(() => isFinishedUpdate(u.status));
+      }
+      return viewOf(u);
+    },
+    {
+      validator: ({ updateId }) => {
+        const known = update ?? lastUpdate;
+        if (!known || known.id !== updateId) throw ApplicationFailure.nonRetryable(`no update '${updateId}' of this device is running`, UPDATE_REFUSALS.notFound);
+        if (!isFinishedUpdate(known.status) && known.step !== null && !isCancellableOtaState(known.step)) {
+          throw ApplicationFailure.nonRetryable(`the device is already '${known.step}': too late to cancel`, UPDATE_REFUSALS.tooLate);
+        }
+      },
+    },
+  );
+
   setHandler(deviceConnectedSignal, async () => {
     // The bridge only reports every connection; whether it changes anything is decided here.
     if (!patched(PATCH_FIRST_CONNECTION_FREES)) return;
@@ -241,6 +324,12 @@ export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void
 
   // An entity lives forever: roll the history over before it grows large.
   const rollOver = () => workflowInfo().continueAsNewSuggested || (input.continueAsNewAfter !== undefined && changesThisRun >= input.continueAsNewAfter);
-  await condition(() => rollOver() && allHandlersFinished());
-  await continueAsNew<typeof deviceLifecycle>({ ...carried, state });
+  const queued = () => update !== null && update.status === 'queued';
+  for (;;) {
+    // An update waits here until its turn; the history rolls over between updates, never during one.
+    await condition(() => queued() || (rollOver() && allHandlersFinished()));
+    if (!queued()) break;
+    await runDeviceUpdate({ deviceId: input.deviceId, update: update!, reports, cancelRequested: () => cancelRequested, blocked: () => state.blocked });
+  }
+  await continueAsNew<typeof deviceLifecycle>({ ...carried, state, ...(update ? { lastUpdate: viewOf(update) } : lastUpdate ? { lastUpdate } : {}) });
 }

@@ -31,17 +31,18 @@ export const PERMISSIONS = [
   'firmware:read', // a company's firmware releases
   'firmware:upload', // upload a signed release (it starts in staging)
   'firmware:promote', // promote a release to stable: what auto-updates install
+  'devices:update', // install a firmware release on a device, cancel such an update
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 const COMPANY_ROLE_PERMISSIONS: Record<CompanyRole, readonly Permission[]> = {
   admin: PERMISSIONS.filter((p) => p !== 'companies:create'),
   manufacturer: ['self', 'companies:read', 'batches:read', 'batches:export', 'devices:read', 'devices:status', 'properties:declare', 'firmware:read', 'firmware:upload'],
-  technician: ['self', 'companies:read', 'batches:read', 'devices:read', 'devices:telemetry', 'devices:control', 'devices:configure', 'alerts:manage', 'firmware:read'],
+  technician: ['self', 'companies:read', 'batches:read', 'devices:read', 'devices:telemetry', 'devices:control', 'devices:configure', 'alerts:manage', 'firmware:read', 'devices:update'],
   viewer: ['self', 'companies:read', 'batches:read', 'devices:read', 'devices:telemetry', 'firmware:read'],
 };
 /** What a device's owner (an end user) may do with it. */
-const OWNER_PERMISSIONS: readonly Permission[] = ['devices:read', 'devices:telemetry', 'devices:control', 'devices:configure', 'devices:unpair', 'devices:share'];
+const OWNER_PERMISSIONS: readonly Permission[] = ['devices:read', 'devices:telemetry', 'devices:control', 'devices:configure', 'devices:unpair', 'devices:share', 'devices:update'];
 /** What a user a device is shared with may do with it; which properties they see and set is the model's declaration (domain/sharing.ts). */
 const SHARE_PERMISSIONS: Record<ShareRole, readonly Permission[]> = {
   serviceman: ['devices:read', 'devices:telemetry', 'devices:control', 'devices:configure'],

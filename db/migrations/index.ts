@@ -9,6 +9,7 @@ import * as m005 from './005_broker_identity';
 import * as m006 from './006_pairing';
 import * as m007 from './007_sharing';
 import * as m008 from './008_firmware';
+import * as m009 from './009_device_updates';
 
 const MIGRATIONS: Record<string, Knex.Migration> = {
   '001_initial': m001,
@@ -19,6 +20,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '006_pairing': m006,
   '007_sharing': m007,
   '008_firmware': m008,
+  '009_device_updates': m009,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

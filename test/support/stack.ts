@@ -157,7 +157,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   async function startWorker() {
     if (worker) return;
     const conn = await NativeConnection.connect({ address: env.temporalAddress });
-    const w = await createWorker({ connection: conn, namespace: 'default', taskQueue, db, temporal, credentials, broker: testCredentialStore(), publisher: mqttPublisher(mqtt), workflowBundle: { codePath: env.workflowBundlePath } });
+    const w = await createWorker({ connection: conn, namespace: 'default', taskQueue, db, temporal, credentials, broker: testCredentialStore(), publisher: mqttPublisher(mqtt), firmwareBaseUrl: baseUrl, workflowBundle: { codePath: env.workflowBundlePath } });
     worker = { w, conn, running: w.run() };
   }
   async function stopWorker() {
