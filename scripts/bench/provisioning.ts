@@ -6,7 +6,9 @@
 // product's start rate and its bulk status change read as ratios to it.
 // PostgreSQL: BENCH_PG_ADMIN_URL (default the machine's postgres://postgres@127.0.0.1:5432/postgres);
 // a scratch database is created and dropped.
-import { noCredentialStore } from '../../broker/credential-store';
+import { mosquittoFilesStore, prepareMosquittoAuth } from '../../broker/mosquitto-files';
+import { platformLogin, platformLogins } from '../../broker/stores';
+import { findMosquitto, startMosquitto } from '../../runtime/embedded/mosquitto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Server } from 'node:http';
@@ -56,23 +58,32 @@ async function main() {
   const taskQueue = 'bench';
 
   // The bare path: the same number of starts in flight, a worker that runs each first task.
+  // BENCH_SKIP_BARE=1 leaves it out (the batch's own figures only; no ratios).
   const inFlight = START_CONCURRENCY * START_PARALLELISM;
-  const idleWorker = await Worker.create({ connection: native, namespace: 'default', taskQueue: 'bench-idle', workflowsPath: path.join(__dirname, 'workflows', 'idle.ts') });
-  const idleRunning = idleWorker.run();
-  const r0 = performance.now();
-  await mapConcurrent(Array.from({ length: COUNT }, (_, i) => i), inFlight, (i) =>
-    temporal.workflow.start('benchIdle', { workflowId: `idle-${i}`, taskQueue: 'bench-idle' }).then(() => undefined));
-  const tRaw = performance.now() - r0;
-  const u0 = performance.now();
-  await mapConcurrent(Array.from({ length: COUNT }, (_, i) => i), UPDATE_CONCURRENCY, (i) =>
-    temporal.workflow.getHandle(`idle-${i}`).executeUpdate('poke', { args: [1] }).then(() => undefined));
-  const tRawUpdates = performance.now() - u0;
-  idleWorker.shutdown();
-  await idleRunning;
-  // Not used by provisioning, but every API and worker has its device link.
-  const mqtt = connectMqtt(process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883', 'bench');
-  // Provisioning alone: no broker logins to mirror (an anonymous broker, MQTT_URL).
-  const worker = await createWorker({ connection: native, namespace: 'default', taskQueue, db, temporal, credentials, broker: noCredentialStore, publisher: mqttPublisher(mqtt) });
+  let tRaw = Number.NaN;
+  let tRawUpdates = Number.NaN;
+  if (!process.env.BENCH_SKIP_BARE) {
+    const idleWorker = await Worker.create({ connection: native, namespace: 'default', taskQueue: 'bench-idle', workflowsPath: path.join(__dirname, 'workflows', 'idle.ts') });
+    const idleRunning = idleWorker.run();
+    const r0 = performance.now();
+    await mapConcurrent(Array.from({ length: COUNT }, (_, i) => i), inFlight, (i) =>
+      temporal.workflow.start('benchIdle', { workflowId: `idle-${i}`, taskQueue: 'bench-idle' }).then(() => undefined));
+    tRaw = performance.now() - r0;
+    const u0 = performance.now();
+    await mapConcurrent(Array.from({ length: COUNT }, (_, i) => i), UPDATE_CONCURRENCY, (i) =>
+      temporal.workflow.getHandle(`idle-${i}`).executeUpdate('poke', { args: [1] }).then(() => undefined));
+    tRawUpdates = performance.now() - u0;
+    idleWorker.shutdown();
+    await idleRunning;
+  }
+  // The product's own broker, as `npm start` runs it: Mosquitto with per-device logins in a
+  // password file, which the batch workflow fills beside its workflow starts (docs/broker.md).
+  const brokerDir = path.join(dir, 'mosquitto');
+  prepareMosquittoAuth(brokerDir, platformLogins(credentials), { replace: true });
+  const broker = await startMosquitto({ bin: findMosquitto() ?? 'mosquitto', port: await freePort(), dir: brokerDir, authDir: brokerDir, persistent: false, log });
+  const store = mosquittoFilesStore({ dir: brokerDir, url: broker.url });
+  const mqtt = connectMqtt(broker.url, 'bench', platformLogin(credentials, 'rdm-api'));
+  const worker = await createWorker({ connection: native, namespace: 'default', taskQueue, db, temporal, credentials, broker: store, publisher: mqttPublisher(mqtt) });
   const running = worker.run();
   const adminToken = newApiToken();
   await ensureBootstrapAdmin(db, os.tmpdir(), adminToken); // ADMIN_TOKEN acts as the platform admin
@@ -90,17 +101,25 @@ async function main() {
   const t201 = performance.now() - t0;
   let tCsv = 0;
   let tAll = 0;
+  let tCreds = 0;
   for (;;) {
+    if (!tCreds && tCsv) {
+      // Every login in the broker's password file (the batch's credential sync beside its starts).
+      const [{ n }] = (await db('devices').where({ batch_id: id }).whereNull('broker_generation').count({ n: '*' })) as [{ n: string }];
+      if (Number(n) === 0) {
+        tCreds = performance.now() - t0;
+        console.log(`  (so far) every login in the broker ${(tCreds / 1000).toFixed(2)} s`);
+      }
+    }
     const b = (await (await fetch(`${base}/batches/${id}`, { headers: auth })).json()) as { provisioning: { devicesReadyAt: string | null; readyAt: string | null } };
     if (!tCsv && b.provisioning.devicesReadyAt) {
       const csv = await fetch(`${base}/batches/${id}/devices.csv`, { headers: auth });
       await csv.arrayBuffer();
       tCsv = performance.now() - t0;
+      console.log(`  (so far) CSV downloadable (+fetched) ${(tCsv / 1000).toFixed(2)} s`);
     }
-    if (b.provisioning.readyAt) {
-      tAll = performance.now() - t0;
-      break;
-    }
+    if (b.provisioning.readyAt && !tAll) tAll = performance.now() - t0;
+    if (tAll && tCreds) break;
     await new Promise((r) => setTimeout(r, 50));
   }
   const running_ = await temporal.workflow.count(`WorkflowType = "deviceLifecycle" AND BatchId = "${id}" AND ExecutionStatus = "Running"`);
@@ -133,6 +152,7 @@ async function main() {
   console.log(`batch of ${COUNT} devices (Temporal dev server, SQLite WAL; worker and API in this process)`);
   console.log(`  201 Created                 ${s(t201)}`);
   console.log(`  CSV downloadable (+fetched) ${s(tCsv)}`);
+  console.log(`  every login in the broker   ${s(tCreds)}   (Mosquitto password file, reloaded per 2,000)`);
   const rate = (ms: number) => COUNT / (ms / 1000);
   console.log(`  bare client: ${COUNT} idle workflows started ${s(tRaw)}   (${rate(tRaw).toFixed(0)} starts/s, ${inFlight} in flight)`);
   console.log(`  all lifecycle workflows     ${s(tAll)}   (${running_.count} running; ${rate(tAll).toFixed(0)} starts/s; ratio to the bare client ${(rate(tAll) / rate(tRaw)).toFixed(2)}; ${inFlight} in flight in ${START_CHUNK}-device chunks)`);
@@ -142,6 +162,8 @@ async function main() {
 
   server.close();
   mqtt.end(true);
+  await store.close();
+  await broker.stop();
   worker.shutdown();
   await running;
   await native.close();
