@@ -81,16 +81,18 @@ export async function runDeviceUpdate(c: UpdateContext): Promise<void> {
   u.status = 'in-progress';
   await record(false);
   const send = () => quick.publishOtaRequest({ deviceId: c.deviceId, updateId: u.id, releaseId: u.releaseId, version: u.version, size: u.req.size, sha256: u.req.sha256, signature: u.req.signature });
+  let sentAt = Date.now();
   let { linkExpiresAt } = await send();
   let lastAt = Date.now();
   let cancelSentAt: number | null = null;
 
   for (;;) {
     const deadline = lastAt + timeoutAfter(u.step, t) * 1000;
-    const resendAt = u.step === null ? linkExpiresAt - RESEND_BEFORE_EXPIRY_MS : Infinity;
+    // Before the link expires (at most halfway through its life, so a short FIRMWARE_URL_TTL_S never makes a tight loop).
+    const resendAt = u.step === null ? linkExpiresAt - Math.min(RESEND_BEFORE_EXPIRY_MS, (linkExpiresAt - sentAt) / 2) : Infinity;
     const cancelBy = cancelSentAt !== null ? cancelSentAt + CANCEL_CONFIRM_MS : Infinity;
     const until = Math.min(deadline, resendAt, cancelBy);
-    const woke = await condition(() => c.reports.length > 0 || (c.cancelRequested() && cancelSentAt === null) || c.blocked(), Math.max(0, until - Date.now()));
+    const woke = await condition(() => c.reports.length > 0 || (c.cancelRequested() && cancelSentAt === null) || c.blocked(), Math.max(1, until - Date.now()));
 
     if (c.blocked()) return finish('failed', 'device-blocked'); // its login is gone: it could not report anyway
     if (c.cancelRequested() && cancelSentAt === null) {
@@ -107,6 +109,7 @@ export async function runDeviceUpdate(c: UpdateContext): Promise<void> {
         if ((u.step === 'rebooting' || u.step === 'updated') && (await runsTarget())) return finish('succeeded');
         return finish('failed', 'timeout');
       }
+      sentAt = Date.now();
       ({ linkExpiresAt } = await send()); // a fresh link for the device that has not started yet
       continue;
     }
