@@ -3,6 +3,7 @@
 // Written to a temporary file then renamed: a crash mid-write leaves the previous file whole.
 import fs from 'node:fs';
 import path from 'node:path';
+import { readJsonFile, writeJsonFile } from './json-file';
 import type { Settings } from '../domain/device-messages';
 import type { HomieValue } from '../domain/homie';
 
@@ -26,28 +27,15 @@ export class StateStore {
 
   /** The saved state, or null when there is none (first boot) or it is unreadable. */
   load(): PersistedState | null {
-    let text: string;
-    try {
-      text = fs.readFileSync(this.file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw err;
-    }
-    try {
-      const v = JSON.parse(text) as Partial<PersistedState>;
-      if (v.format !== 1 || typeof v.values !== 'object' || v.values === null || typeof v.settings !== 'object' || v.settings === null) return null;
-      if (v.configVersion !== null && !Number.isSafeInteger(v.configVersion)) return null;
-      return v as PersistedState;
-    } catch {
-      return null; // a corrupt file is a factory reset, not a device that cannot boot
-    }
+    const v = readJsonFile(this.file) as Partial<PersistedState> | null;
+    if (v === null || typeof v !== 'object') return null;
+    if (v.format !== 1 || typeof v.values !== 'object' || v.values === null || typeof v.settings !== 'object' || v.settings === null) return null;
+    if (v.configVersion !== null && !Number.isSafeInteger(v.configVersion)) return null;
+    return v as PersistedState;
   }
 
   save(state: Omit<PersistedState, 'format' | 'savedAt'>): void {
-    fs.mkdirSync(path.dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify({ format: 1, ...state, savedAt: new Date().toISOString() }, null, 2));
-    fs.renameSync(tmp, this.file);
+    writeJsonFile(this.file, { format: 1, ...state, savedAt: new Date().toISOString() });
   }
 
   /** For the self-test: can the device still write its memory? */

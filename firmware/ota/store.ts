@@ -9,8 +9,8 @@
 //
 // Without a state directory everything lives in memory: it survives the device's reboots (the
 // process goes on) but not the process.
-import fs from 'node:fs';
 import path from 'node:path';
+import { readJsonFile, writeJsonFile } from '../json-file';
 import { isOtaError, isOtaState, parseOtaRequest, type OtaError, type OtaRequestMessage, type OtaState } from '../../domain/ota';
 import { isSemVer } from '../../domain/semver';
 
@@ -110,25 +110,17 @@ export class FileOtaStore implements OtaStore {
   }
 
   load(): OtaRecord | null {
-    let text: string;
+    const v = readJsonFile(this.file);
+    if (v === null) return null;
     try {
-      text = fs.readFileSync(this.file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw err;
-    }
-    try {
-      return checkRecord(JSON.parse(text));
+      return checkRecord(v);
     } catch {
       return null;
     }
   }
 
   save(record: OtaRecord): void {
-    fs.mkdirSync(path.dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(record, null, 2));
-    fs.renameSync(tmp, this.file);
+    writeJsonFile(this.file, record);
   }
 }
 
