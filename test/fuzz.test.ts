@@ -25,11 +25,12 @@ test('the API answers generated requests as its OpenAPI document says', async ()
     adminToken: s.adminToken,
     maxExamples: Number(process.env.FUZZ_MAX_EXAMPLES ?? 4),
     requestTimeoutSec: 20,
-    deadlineMs: 170_000,
+    // Alone it takes ~25 s; beside the rest of the suite on a 2-core machine it has taken over 170 s.
+    deadlineMs: 280_000,
     known: { batchIds: [batch.id], deviceIds },
     seed: 1,
   });
   if (!r.ok) process.stderr.write(`${r.output.slice(-20_000)}\n`);
   expect(r.summary).toMatch(/fuzz: passed/);
   expect(r.operations).toBeGreaterThan(20);
-}, 240_000);
+}, 330_000);
