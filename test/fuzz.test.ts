@@ -1,6 +1,10 @@
 // A bounded schema-based fuzz run (schemathesis) against the real stack: zero server errors, zero
 // responses the OpenAPI document does not describe, zero requests that hang. `npm run fuzz` runs
 // a longer one (scripts/fuzz/run.ts).
+//
+// `npm test` runs this file on its own after the rest: beside the other files in a two-worker run
+// it has run past its deadline (25 s alone; what slows its stack there is not found yet, see the
+// issue notes), so it gets a quiet stack of its own.
 import type { Batch } from '../domain/model';
 import { runSchemathesis } from '../scripts/fuzz/schemathesis';
 import { eventually, startStack, type Stack } from './support/stack';
